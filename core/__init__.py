@@ -1,0 +1,1 @@
+"""Settings, domain types, time helpers and indicators. Imports nothing of ours."""

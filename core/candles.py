@@ -1,0 +1,75 @@
+"""Closed OHLCV candles as column arrays, the unit every data path hands around."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from core.hashing import sha256_hex
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class CandleWindow:
+    """Consecutive-in-time (possibly gapped) closed candles of one symbol and timeframe.
+
+    ``open_time`` is epoch ms of each candle's open; a candle closes at open + timeframe.
+    ``source`` says where the rows came from (``sim``, ``import``, ``exchange:<id>``).
+    """
+
+    symbol: str
+    timeframe: str
+    timeframe_ms: int
+    open_time: IntArray
+    open: FloatArray
+    high: FloatArray
+    low: FloatArray
+    close: FloatArray
+    volume: FloatArray
+    sources: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return int(self.open_time.shape[0])
+
+    @property
+    def last_close_time(self) -> int | None:
+        """Close instant of the newest candle, or None for an empty window."""
+        if len(self) == 0:
+            return None
+        return int(self.open_time[-1]) + self.timeframe_ms
+
+    def missing_bars(self) -> int:
+        """How many candles are absent between the first and the last one held."""
+        if len(self) < 2:
+            return 0
+        span = int(self.open_time[-1] - self.open_time[0]) // self.timeframe_ms + 1
+        return span - len(self)
+
+    def content_hash(self) -> str:
+        """SHA-256 over the exact bytes of every column: any changed value changes it."""
+        parts = [
+            self.symbol.encode(),
+            self.timeframe.encode(),
+            np.ascontiguousarray(self.open_time, dtype="<i8").tobytes(),
+        ]
+        for column in (self.open, self.high, self.low, self.close, self.volume):
+            parts.append(np.ascontiguousarray(column, dtype="<f8").tobytes())
+        return sha256_hex(b"\x00".join(parts))
+
+    def tail(self, count: int) -> "CandleWindow":
+        """The newest ``count`` candles (all of them when fewer are held)."""
+        start = max(0, len(self) - count)
+        return CandleWindow(
+            symbol=self.symbol,
+            timeframe=self.timeframe,
+            timeframe_ms=self.timeframe_ms,
+            open_time=self.open_time[start:],
+            open=self.open[start:],
+            high=self.high[start:],
+            low=self.low[start:],
+            close=self.close[start:],
+            volume=self.volume[start:],
+            sources=self.sources,
+        )

@@ -1,0 +1,147 @@
+"""Settings: read once from SIGMAX_* environment variables at start-up, then passed down.
+
+No other module reads the environment.
+"""
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from core.timeframes import timeframe_ms
+
+RiskProfileName = Literal["conservative", "balanced", "aggressive"]
+
+# The debate may be configured to fewer rounds, never to more than this.
+MAX_DEBATE_ROUNDS = 6
+
+
+class RiskLimits(BaseModel):
+    """The numbers a risk profile sets for the gate and for sizing."""
+
+    model_config = ConfigDict(frozen=True)
+
+    min_confidence: float = Field(ge=0.0, le=1.0)
+    entry_threshold: float = Field(gt=0.0, le=1.0)
+    max_position_fraction: float = Field(gt=0.0, le=1.0)
+    max_missing_bars: int = Field(ge=0)
+    freshness_bars: float = Field(gt=0.0)
+
+
+RISK_PROFILES: dict[RiskProfileName, RiskLimits] = {
+    "conservative": RiskLimits(
+        min_confidence=0.45,
+        entry_threshold=0.30,
+        max_position_fraction=0.05,
+        max_missing_bars=0,
+        freshness_bars=1.0,
+    ),
+    "balanced": RiskLimits(
+        min_confidence=0.30,
+        entry_threshold=0.20,
+        max_position_fraction=0.10,
+        max_missing_bars=1,
+        freshness_bars=1.0,
+    ),
+    "aggressive": RiskLimits(
+        min_confidence=0.20,
+        entry_threshold=0.12,
+        max_position_fraction=0.25,
+        max_missing_bars=3,
+        freshness_bars=1.0,
+    ),
+}
+
+
+class DebateSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    rounds: int = Field(default=2, ge=0, le=MAX_DEBATE_ROUNDS)
+    # The debate stops before `rounds` once the judged score moves less than this.
+    early_stop_delta: float = Field(default=0.01, ge=0.0)
+    # How much a rebuttal of full strength takes off the argument it answers.
+    rebuttal_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
+class FusionWeights(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    debate: float = Field(default=1.0, ge=0.0)
+    rl: float = Field(default=0.5, ge=0.0)
+    sentiment: float = Field(default=0.3, ge=0.0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SIGMAX_", env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    home: Path = Path("var")
+    database_url: str | None = None
+    symbols: Annotated[tuple[str, ...], NoDecode] = ("BTC/USDT", "ETH/USDT")
+    timeframes: Annotated[tuple[str, ...], NoDecode] = ("5m",)
+    risk_profile: RiskProfileName = "balanced"
+    seed: int = 42
+    # Closed candles handed to the indicators; enough for MACD's slow EMA to settle.
+    lookback_bars: int = Field(default=250, ge=60, le=5000)
+    debate: DebateSettings = DebateSettings()
+    fusion: FusionWeights = FusionWeights()
+
+    @field_validator("symbols", "timeframes", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        """Accept 'BTC/USDT,ETH/USDT' from the environment as well as a list."""
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("symbols")
+    @classmethod
+    def _check_symbols(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for symbol in value:
+            validate_symbol(symbol)
+        return value
+
+    @field_validator("timeframes")
+    @classmethod
+    def _check_timeframes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for timeframe in value:
+            timeframe_ms(timeframe)
+        return value
+
+    @model_validator(mode="after")
+    def _need_symbols(self) -> "Settings":
+        if not self.symbols or not self.timeframes:
+            raise ValueError("at least one symbol and one timeframe must be configured")
+        return self
+
+    @property
+    def limits(self) -> RiskLimits:
+        return RISK_PROFILES[self.risk_profile]
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The configured URL, or the embedded default: a SQLite file under the home directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'sigmax.db').resolve()}"
+
+    def decision_config(self) -> dict[str, Any]:
+        """Everything that changes what a decision says; its hash is stamped on each decision."""
+        return {
+            "risk_profile": self.risk_profile,
+            "limits": self.limits.model_dump(),
+            "lookback_bars": self.lookback_bars,
+            "debate": self.debate.model_dump(),
+            "fusion": self.fusion.model_dump(),
+            "seed": self.seed,
+        }
+
+
+def validate_symbol(symbol: str) -> str:
+    """A symbol is BASE/QUOTE in capitals, e.g. BTC/USDT."""
+    base, sep, quote = symbol.partition("/")
+    if not sep or not base.isalnum() or not quote.isalnum() or symbol != symbol.upper():
+        raise ValueError(f"symbol {symbol!r} must look like BTC/USDT (BASE/QUOTE, capitals)")
+    return symbol
