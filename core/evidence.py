@@ -1,4 +1,4 @@
-"""Evidence: named numbers with the window they were computed over, and the arguments citing them."""
+"""Evidence: named numbers with the window they were computed over, and arguments citing them."""
 
 from typing import Literal
 
@@ -9,7 +9,7 @@ Stance = Literal["bull", "bear", "neutral"]
 
 
 class Evidence(BaseModel):
-    """One number an argument rests on, e.g. rsi_14 = 27.3 over '14 bars to 2023-01-20T12:00:00Z'."""
+    """One number an argument rests on, e.g. rsi_14 = 27.3 over 14 bars to 2023-01-20T12:00Z."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from core.evidence import Evidence
 
 
-class InsufficientData(ValueError):
+class InsufficientDataError(ValueError):
     """Too few closed candles to compute the indicators; the decision must hold, saying so."""
 
     def __init__(self, needed: int, available: int) -> None:

@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from core.settings import Settings
+from storage.engine import Database, open_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("SIGMAX_TEST_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -60,3 +61,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with admin.begin() as connection:
             connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    """A migrated database of each kind (SQLite file, PostgreSQL schema)."""
+    opened = open_database(database_url)
+    yield opened
+    opened.dispose()

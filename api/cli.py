@@ -1,0 +1,199 @@
+"""The `sigmax` command line: demo, data import, decide, and reading decisions back."""
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from pydantic import ValidationError
+
+from api.render import render_decision
+from core.decision import Decision
+from core.settings import Settings, validate_symbol
+from core.timeframes import floor_to, format_timestamp, now_ms, parse_timestamp, timeframe_ms
+from graph.engine import DecisionEngine
+from ingestion.candle_file import CandleFileError
+from ingestion.importer import import_candle_file
+from ingestion.sim_feed import RealDataPresentError, extend_simulation
+from storage.candles import CandleConflictError, CandleStore
+from storage.decisions import DecisionStore
+from storage.engine import Database, open_database
+
+DEMO_BARS = 400
+
+
+@dataclass
+class Context:
+    """Settings are built once in `main`; the database is opened on first use."""
+
+    settings: Settings
+    _database: Database | None = None
+
+    @property
+    def database(self) -> Database:
+        if self._database is None:
+            self._database = open_database(self.settings.resolved_database_url)
+        return self._database
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def _symbol(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        return validate_symbol(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def _timeframe(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        timeframe_ms(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    return value
+
+
+def _timestamp(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+@click.group()
+@click.version_option(package_name="sigmax")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """SIGMAX: agents debate, a strict risk gate decides. Settings come from SIGMAX_* variables."""
+    if ctx.obj is None:
+        ctx.obj = Context(settings=_load_settings())
+
+
+def _load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"SIGMAX_{'__'.join(str(part) for part in issue['loc']).upper()}: {issue['msg']}"
+            for issue in error.errors()
+        )
+        raise click.UsageError(f"invalid settings: {problems}") from None
+
+
+@cli.command()
+@click.option("--bars", default=DEMO_BARS, show_default=True, help="Simulated history per symbol.")
+@pass_context
+def demo(context: Context, bars: int) -> None:
+    """Simulate a market for the configured symbols (offline) and decide each one now."""
+    settings = context.settings
+    timeframe = settings.timeframes[0]
+    as_of = floor_to(now_ms(), timeframe_ms(timeframe))
+    store = CandleStore(context.database.session_factory)
+    engine = DecisionEngine(settings, context.database)
+    click.echo(f"database: {settings.resolved_database_url}")
+    for symbol in settings.symbols:
+        try:
+            extended = extend_simulation(store, symbol, timeframe, as_of, bars, settings.seed)
+        except RealDataPresentError as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(f"simulated {extended.added} new {timeframe} candles for {symbol} [sim]")
+        click.echo(render_decision(engine.decide(symbol, timeframe, as_of)))
+        click.echo()
+
+
+@cli.group()
+def data() -> None:
+    """Market data: import candle files."""
+
+
+@data.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--symbol", required=True, callback=_symbol, help="e.g. BTC/USDT")
+@click.option("--timeframe", required=True, callback=_timeframe, help="e.g. 5m")
+@pass_context
+def import_command(context: Context, file: Path, symbol: str, timeframe: str) -> None:
+    """Import a CSV (timestamp,open,high,low,close,volume) or feather file of closed candles."""
+    store = CandleStore(context.database.session_factory)
+    try:
+        report = import_candle_file(store, file, symbol, timeframe)
+    except (CandleFileError, CandleConflictError) as error:
+        raise click.ClickException(f"{file}: {error}; nothing was imported") from None
+    click.echo(
+        f"{file}: {report.rows_in_file} rows, {report.rows_added} added, "
+        f"{report.rows_already_present} already present, "
+        f"{format_timestamp(report.first_open_time)} → {format_timestamp(report.last_open_time)}"
+    )
+    missing = sum(gap.missing for gap in report.gaps)
+    click.echo(f"gaps: {len(report.gaps)} ({missing} missing candles), kept as gaps")
+    for gap in report.gaps[:10]:
+        click.echo(f"  after {format_timestamp(gap.after_open_time)}: {gap.missing} missing")
+    if len(report.gaps) > 10:
+        click.echo(f"  … and {len(report.gaps) - 10} more")
+
+
+@cli.command()
+@click.argument("symbol", callback=_symbol)
+@click.option("--timeframe", default="5m", show_default=True, callback=_timeframe)
+@click.option("--as-of", "as_of", callback=_timestamp, help="ISO-8601 UTC or epoch ms; default now")
+@click.option("--json", "as_json", is_flag=True, help="Print the full decision record as JSON.")
+@pass_context
+def decide(context: Context, symbol: str, timeframe: str, as_of: int | None, as_json: bool) -> None:
+    """Decide buy, sell or hold for SYMBOL from the candles closed by --as-of, and store it."""
+    store = CandleStore(context.database.session_factory)
+    if store.coverage(symbol, timeframe) is None:
+        raise click.ClickException(
+            f"no {timeframe} candles stored for {symbol}: import some with "
+            f"`sigmax data import FILE --symbol {symbol} --timeframe {timeframe}`"
+        )
+    engine = DecisionEngine(context.settings, context.database)
+    decision = engine.decide(symbol, timeframe, as_of if as_of is not None else now_ms())
+    _print(decision, as_json)
+
+
+@cli.group()
+def decisions() -> None:
+    """Read stored decisions back."""
+
+
+@decisions.command("list")
+@click.option("--symbol", callback=lambda c, p, v: v and _symbol(c, p, v), default=None)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@pass_context
+def list_decisions(context: Context, symbol: str | None, limit: int) -> None:
+    """The newest decisions first."""
+    rows = DecisionStore(context.database.session_factory).list(symbol=symbol, limit=limit)
+    if not rows:
+        click.echo("no decisions stored")
+    for row in rows:
+        click.echo(
+            f"{row.id}  {format_timestamp(row.as_of)}  {row.symbol:<10} {row.timeframe:<4} "
+            f"{row.action:<4} size {row.size:.4f} conf {row.confidence:.3f} "
+            f"{row.verdict:<8} {row.mode}"
+        )
+
+
+@decisions.command("show")
+@click.argument("decision_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the full record as JSON.")
+@pass_context
+def show_decision(context: Context, decision_id: str, as_json: bool) -> None:
+    """One decision, in full."""
+    decision = DecisionStore(context.database.session_factory).get(decision_id)
+    if decision is None:
+        raise click.ClickException(f"no decision with id {decision_id!r}")
+    _print(decision, as_json)
+
+
+def _print(decision: Decision, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(decision.model_dump(mode="json"), indent=2))
+    else:
+        click.echo(render_decision(decision))
+
+
+def main() -> None:
+    sys.exit(cli.main(standalone_mode=True))

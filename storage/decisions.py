@@ -1,0 +1,110 @@
+"""Decisions: each stored once with its debate turns, read back whole or listed newest first."""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.decision import Action, Decision, Mode, Verdict
+from core.hashing import canonical_json
+from core.timeframes import parse_timestamp
+from storage.models import DebateTurnRow, DecisionRow
+from storage.safety_events import SafetyEventDraft, event_row
+
+
+class DecisionSummary(BaseModel):
+    """One line of a decision list; ``seq`` is the cursor for the next page."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    seq: int
+    symbol: str
+    timeframe: str
+    as_of: int
+    action: Action
+    size: float
+    confidence: float
+    verdict: Verdict
+    mode: Mode
+
+
+_SUMMARY_COLUMNS = tuple(getattr(DecisionRow, name) for name in DecisionSummary.model_fields)
+
+
+class DecisionStore:
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self.session_factory = session_factory
+
+    def save(self, decision: Decision, events: Sequence[SafetyEventDraft] = ()) -> None:
+        """Write the decision, its debate turns and the safety events it raised in one
+        transaction: all or nothing."""
+        with self.session_factory.begin() as session:
+            session.add(_decision_row(decision, session))
+            session.flush()  # the events reference the decision row
+            session.add_all(event_row(event, decision.id) for event in events)
+
+    def get(self, decision_id: str) -> Decision | None:
+        with self.session_factory() as session:
+            record = session.scalar(
+                sa.select(DecisionRow.record).where(DecisionRow.id == decision_id)
+            )
+        return None if record is None else Decision.model_validate_json(record)
+
+    def list(
+        self, symbol: str | None = None, limit: int = 50, before_seq: int | None = None
+    ) -> list[DecisionSummary]:
+        """Newest first; pass the last summary's ``seq`` as ``before_seq`` for the next page."""
+        query = sa.select(*_SUMMARY_COLUMNS).order_by(DecisionRow.seq.desc()).limit(limit)
+        if symbol is not None:
+            query = query.where(DecisionRow.symbol == symbol)
+        if before_seq is not None:
+            query = query.where(DecisionRow.seq < before_seq)
+        with self.session_factory() as session:
+            rows = session.execute(query).all()
+        return [DecisionSummary.model_validate(row._asdict()) for row in rows]
+
+
+def _decision_row(decision: Decision, session: Session) -> DecisionRow:
+    return DecisionRow(
+        id=decision.id,
+        symbol=decision.symbol,
+        timeframe=decision.timeframe,
+        as_of=parse_timestamp(decision.as_of),
+        created_at=parse_timestamp(decision.created_at),
+        mode=decision.mode,
+        engine_version=decision.engine_version,
+        config_hash=decision.config_hash,
+        action=decision.action,
+        size=decision.safety.size,
+        confidence=decision.proposal.confidence,
+        score=decision.proposal.score,
+        verdict=decision.safety.verdict,
+        record=decision.model_dump_json(),
+        turns=[
+            DebateTurnRow(
+                turn_index=turn.index,
+                round=turn.round,
+                speaker=turn.speaker,
+                kind=turn.kind,
+                claim=turn.claim,
+                evidence=canonical_json([item.model_dump() for item in turn.evidence]).decode(),
+                strength=turn.strength,
+                target=turn.target,
+            )
+            for turn in decision.debate
+        ],
+        **_seq(session),
+    )
+
+
+def _seq(session: Session) -> dict[str, sa.ScalarSelect[int]]:
+    """Nothing on PostgreSQL, whose identity sequence numbers the row. SQLite has no sequence
+    for a column outside the key, so the insert numbers itself: one writer at a time holds a
+    SQLite database, so no two inserts read the same maximum."""
+    if session.get_bind().dialect.name != "sqlite":
+        return {}
+    return {
+        "seq": sa.select(sa.func.coalesce(sa.func.max(DecisionRow.seq), 0) + 1).scalar_subquery()
+    }

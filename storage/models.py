@@ -1,0 +1,186 @@
+"""The tables (DESIGN §7). Instants are epoch milliseconds; JSON is stored as text.
+
+The migrations in ``storage/migrations`` create exactly these tables; a test compares them.
+"""
+
+from typing import Annotated, Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Named constraints: a migration can only alter or drop a constraint it can name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite assigns ids only to a column declared exactly INTEGER PRIMARY KEY (64-bit there).
+AutoId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+EpochMs = Annotated[int, mapped_column(sa.BigInteger)]
+JsonText = Annotated[str, mapped_column(sa.Text)]
+Symbol = Annotated[str, mapped_column(sa.String(40))]
+Timeframe = Annotated[str, mapped_column(sa.String(8))]
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    # Prices, sizes and scores are doubles on every database.
+    type_annotation_map: ClassVar[dict[Any, Any]] = {float: sa.Float(53)}
+
+
+class InstrumentRow(Base):
+    """A traded pair; candles refer to it by the id the database gave it."""
+
+    __tablename__ = "instruments"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    symbol: Mapped[Symbol] = mapped_column(unique=True)
+
+
+class CandleRow(Base):
+    """One closed candle. The primary key's index serves the window query (newest first)."""
+
+    __tablename__ = "candles"
+    # Clustered by the key on SQLite: a window is one contiguous range read, not a lookup per row.
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    instrument_id: Mapped[int] = mapped_column(sa.ForeignKey("instruments.id"), primary_key=True)
+    timeframe: Mapped[Timeframe] = mapped_column(primary_key=True)
+    open_time: Mapped[EpochMs] = mapped_column(primary_key=True)
+    open: Mapped[float]
+    high: Mapped[float]
+    low: Mapped[float]
+    close: Mapped[float]
+    volume: Mapped[float]
+    # Where the row came from: "sim", "import", "exchange:<id>".
+    source: Mapped[str] = mapped_column(sa.String(32))
+
+
+class CandleImportRow(Base):
+    """One candle-file import, written in the same transaction as the candles it added."""
+
+    __tablename__ = "candle_imports"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True)
+    file_sha256: Mapped[str] = mapped_column(sa.String(64))
+    path: Mapped[str] = mapped_column(sa.Text)
+    symbol: Mapped[Symbol]
+    timeframe: Mapped[Timeframe]
+    rows_in_file: Mapped[int]
+    rows_added: Mapped[int]
+    rows_already_present: Mapped[int]
+    first_open_time: Mapped[EpochMs]
+    last_open_time: Mapped[EpochMs]
+    # [[open time after which candles are missing, how many], ...]
+    gaps: Mapped[JsonText]
+    imported_at: Mapped[EpochMs]
+
+
+class NewsItemRow(Base):
+    """A news item. ``symbols`` is a JSON list of the pairs and assets it mentions, in capitals."""
+
+    __tablename__ = "news_items"
+    __table_args__ = (sa.UniqueConstraint("source", "guid"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True)
+    source: Mapped[str] = mapped_column(sa.String(64))
+    guid: Mapped[str] = mapped_column(sa.Text)
+    title: Mapped[str] = mapped_column(sa.Text)
+    url: Mapped[str] = mapped_column(sa.Text)
+    summary: Mapped[str] = mapped_column(sa.Text)
+    published_at: Mapped[EpochMs] = mapped_column(index=True)
+    fetched_at: Mapped[EpochMs]
+    sentiment: Mapped[float | None]
+    symbols: Mapped[JsonText]
+
+
+class ResearchObservationRow(Base):
+    """One value of a research metric; ``symbol`` is a pair or an asset, or NULL market-wide."""
+
+    __tablename__ = "research_observations"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True)
+    source: Mapped[str] = mapped_column(sa.String(64))
+    metric: Mapped[str] = mapped_column(sa.String(64))
+    symbol: Mapped[str | None] = mapped_column(sa.String(40))
+    value: Mapped[float]
+    fetched_at: Mapped[EpochMs] = mapped_column(index=True)
+    payload: Mapped[JsonText]
+
+
+class DecisionRow(Base):
+    """A decision: the full record as JSON, plus the fields that lists and filters need."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (sa.Index(None, "symbol", "as_of"),)
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    # Insert order, for cursor pagination. PostgreSQL draws it from an identity sequence;
+    # SQLite has none for a non-key column, so DecisionStore computes it in the insert.
+    seq: Mapped[int] = mapped_column(AutoId, sa.Identity(), unique=True)
+    symbol: Mapped[Symbol]
+    timeframe: Mapped[Timeframe]
+    as_of: Mapped[EpochMs]
+    created_at: Mapped[EpochMs]
+    mode: Mapped[str] = mapped_column(sa.String(16))
+    engine_version: Mapped[str] = mapped_column(sa.String(32))
+    config_hash: Mapped[str] = mapped_column(sa.String(64))
+    action: Mapped[str] = mapped_column(sa.String(8), index=True)
+    size: Mapped[float]
+    confidence: Mapped[float]
+    score: Mapped[float]
+    verdict: Mapped[str] = mapped_column(sa.String(16), index=True)
+    record: Mapped[JsonText]
+    # Also tells the unit of work to insert the decision before its turns.
+    turns: Mapped[list["DebateTurnRow"]] = relationship(order_by="DebateTurnRow.turn_index")
+
+
+class DebateTurnRow(Base):
+    """One debate turn of a decision, queryable on its own (the record holds them too)."""
+
+    __tablename__ = "debate_turns"
+
+    decision_id: Mapped[str] = mapped_column(sa.ForeignKey("decisions.id"), primary_key=True)
+    turn_index: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    round: Mapped[int]
+    speaker: Mapped[str] = mapped_column(sa.String(16))
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    claim: Mapped[str] = mapped_column(sa.Text)
+    evidence: Mapped[JsonText]
+    strength: Mapped[float]
+    target: Mapped[int | None]
+
+
+class SafetyEventRow(Base):
+    """A safety trigger or action (a blocked order, an auto-pause, a panic step)."""
+
+    __tablename__ = "safety_events"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True)
+    at: Mapped[EpochMs]
+    kind: Mapped[str] = mapped_column(sa.String(64))
+    symbol: Mapped[str | None] = mapped_column(sa.String(40))
+    decision_id: Mapped[str | None] = mapped_column(sa.ForeignKey("decisions.id"))
+    detail: Mapped[JsonText]
+
+
+class ControlStateChangeRow(Base):
+    """A change of the control state, for every symbol (``symbol`` NULL) or for one.
+
+    The highest id is the newest change: ids come from the database, so they order changes
+    even when two carry the same ``at``.
+    """
+
+    __tablename__ = "control_state_changes"
+    __table_args__ = (sa.CheckConstraint("state IN ('ACTIVE', 'PAUSED', 'HALTED')", name="state"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True)
+    symbol: Mapped[str | None] = mapped_column(sa.String(40))
+    state: Mapped[str] = mapped_column(sa.String(8))
+    reason: Mapped[str] = mapped_column(sa.Text)
+    actor: Mapped[str] = mapped_column(sa.String(64))
+    at: Mapped[EpochMs]

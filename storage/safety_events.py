@@ -1,0 +1,81 @@
+"""Safety events: each gate trigger and safety action, recorded as it happens."""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.hashing import canonical_json
+from storage.models import SafetyEventRow
+
+
+class SafetyEvent(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    at: int
+    kind: str
+    symbol: str | None
+    decision_id: str | None
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SafetyEventDraft:
+    """An event to store, possibly together with the decision that raised it."""
+
+    kind: str
+    symbol: str | None
+    detail: dict[str, Any]
+    at_ms: int
+
+
+def event_row(event: SafetyEventDraft, decision_id: str | None = None) -> SafetyEventRow:
+    """``detail`` must be JSON without NaN or infinity."""
+    return SafetyEventRow(
+        at=event.at_ms,
+        kind=event.kind,
+        symbol=event.symbol,
+        decision_id=decision_id,
+        detail=canonical_json(event.detail).decode(),
+    )
+
+
+class SafetyEventStore:
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self.session_factory = session_factory
+
+    def record(
+        self,
+        kind: str,
+        symbol: str | None,
+        detail: dict[str, Any],
+        at_ms: int,
+        decision_id: str | None = None,
+    ) -> int:
+        """Store one event; returns its id."""
+        row = event_row(SafetyEventDraft(kind, symbol, detail, at_ms), decision_id)
+        with self.session_factory.begin() as session:
+            session.add(row)
+        return row.id
+
+    def list(self, limit: int = 50) -> list[SafetyEvent]:
+        """The newest ``limit`` events, newest first."""
+        with self.session_factory() as session:
+            rows = session.scalars(
+                sa.select(SafetyEventRow).order_by(SafetyEventRow.id.desc()).limit(limit)
+            ).all()
+        return [
+            SafetyEvent(
+                id=row.id,
+                at=row.at,
+                kind=row.kind,
+                symbol=row.symbol,
+                decision_id=row.decision_id,
+                detail=json.loads(row.detail),
+            )
+            for row in rows
+        ]
