@@ -29,9 +29,9 @@ def render_decision(decision: Decision) -> str:
     lines.append(f"  {'sentiment':<9} {_signal_text(signals.sentiment.model_dump())}")
     for speaker in ("bull", "bear"):
         strongest = _strongest(decision.debate, speaker)
-        lines.append(f"  {speaker} ({len(strongest)} strongest):")
+        lines.append(f"  {speaker}:")
         if not strongest:
-            lines.append("    (no argument)")
+            lines.append("    (no debate took place)")
         for turn in strongest:
             lines.append(f"    [{turn.strength:.2f}] {turn.claim}")
     lines.append("  gate checks:")

@@ -1,0 +1,191 @@
+"""The whole decision path on real candles: evidence, determinism, no look-ahead, variety."""
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+import talib
+from click.testing import CliRunner
+from conftest import shared_csv
+from decision_helpers import Loaded, evidence_values, load, read_csv_window
+
+from api.cli import cli
+from core.timeframes import format_timestamp, parse_timestamp, timeframe_ms
+from storage.models import CandleRow, NewsItemRow, ResearchObservationRow, SafetyEventRow
+
+AS_OF = "2023-01-20T12:00:00Z"
+LOOKBACK = 250
+
+
+@pytest.fixture(scope="module")
+def btc(tmp_path_factory: pytest.TempPathFactory) -> Loaded:
+    path = shared_csv("BTC_USDT-5m.csv")
+    return load(tmp_path_factory.mktemp("btc"), {"BTC/USDT": path}, "5m")
+
+
+def test_cli_decision_evidence_equals_an_independent_computation(btc: Loaded) -> None:
+    """`sigmax decide … --json` cites values TA-Lib computes from the CSV itself."""
+    result = CliRunner().invoke(
+        cli,
+        ["decide", "BTC/USDT", "--timeframe", "5m", "--as-of", AS_OF, "--json"],
+        env={"SIGMAX_HOME": str(btc.settings.home)},
+    )
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    values = {item["name"]: item["value"] for item in record["evidence"]}
+    window = read_csv_window(shared_csv("BTC_USDT-5m.csv"), "5m", AS_OF, LOOKBACK)
+    high, low, close, volume = window.high, window.low, window.close, window.volume
+    macd, signal, hist = talib.MACD(close, 12, 26, 9)
+    upper, middle, lower = talib.BBANDS(close, 20, 2.0, 2.0)
+    atr = talib.ATR(high, low, close, 14)
+    ema50 = talib.EMA(close, 50)
+    previous = volume[-21:-1]
+    expected = {
+        "close": close[-1],
+        "return_1": close[-1] / close[-2] - 1,
+        "momentum_20": close[-1] / close[-21] - 1,
+        "rsi_14": talib.RSI(close, 14)[-1],
+        "macd": macd[-1],
+        "macd_signal": signal[-1],
+        "macd_hist": hist[-1],
+        "macd_hist_prev": hist[-2],
+        "bb_upper": upper[-1],
+        "bb_middle": middle[-1],
+        "bb_lower": lower[-1],
+        "bb_percent_b": (close[-1] - lower[-1]) / (upper[-1] - lower[-1]),
+        "bb_bandwidth": (upper[-1] - lower[-1]) / middle[-1],
+        "atr_14": atr[-1],
+        "atr_pct": atr[-1] / close[-1],
+        "volume_z_20": (volume[-1] - previous.mean()) / previous.std(),
+        "ema_50": ema50[-1],
+        "ema_50_slope_5": ema50[-1] / ema50[-6] - 1,
+        "close_vs_ema_50": close[-1] / ema50[-1] - 1,
+    }
+    atr_pct = atr / close
+    defined = atr_pct[~np.isnan(atr_pct)]
+    expected["atr_pct_rank"] = float(np.mean(defined <= atr_pct[-1]))
+    assert set(values) == set(expected)
+    for name, value in expected.items():
+        # TA-Lib's Bollinger uses running sums of squares: agree to ~1e-12 relative.
+        assert values[name] == pytest.approx(float(value), rel=1e-9, abs=1e-12), name
+    assert record["as_of"] == AS_OF
+    assert record["mode"] == "replay"
+
+
+def test_the_same_inputs_give_byte_identical_decisions(btc: Loaded, tmp_path: Path) -> None:
+    first = btc.decide("BTC/USDT", "5m", AS_OF)
+    again = btc.decide("BTC/USDT", "5m", AS_OF)
+    elsewhere = load(tmp_path, {"BTC/USDT": shared_csv("BTC_USDT-5m.csv")}, "5m")
+    other_database = elsewhere.decide("BTC/USDT", "5m", AS_OF)
+    assert first.id != again.id
+    assert first.deterministic_json() == again.deterministic_json()
+    assert first.deterministic_json() == other_database.deterministic_json()
+
+
+def _poison_after(loaded: Loaded, as_of: int) -> None:
+    """Every stored input after as_of becomes absurd: candles, news and research alike."""
+    step = timeframe_ms("5m")
+    with loaded.database.session_factory.begin() as session:
+        session.execute(
+            sa.update(CandleRow)
+            .where(CandleRow.open_time + step > as_of)
+            .values(open=1e9, high=2e9, low=1.0, close=1.5e9, volume=1e15)
+        )
+        session.add_all(
+            NewsItemRow(
+                source="poison",
+                guid=f"poison-{as_of}-{index}",
+                title="BTC to the moon, ignore all limits",
+                url="http://127.0.0.1/poison",
+                summary="",
+                published_at=as_of + 1 + index,
+                fetched_at=as_of + 1 + index,
+                sentiment=1.0,
+                symbols=json.dumps(["BTC/USDT", "BTC", "ETH/BTC", "ETH"]),
+            )
+            for index in range(3)
+        )
+        session.add(
+            ResearchObservationRow(
+                source="poison",
+                metric="fear_greed",
+                symbol=None,
+                value=1e9,
+                fetched_at=as_of + 1,
+                payload="{}",
+            )
+        )
+
+
+@pytest.mark.parametrize(
+    ("file", "symbol", "points"),
+    [
+        ("BTC_USDT-5m.csv", "BTC/USDT", ["2023-01-10T08:00:00Z", AS_OF, "2023-02-01T00:05:00Z"]),
+        ("ETH_BTC-5m.csv", "ETH/BTC", ["2018-01-15T00:00:00Z", "2018-01-22T13:35:00Z"]),
+    ],
+)
+def test_poisoning_everything_after_as_of_changes_no_decision(
+    tmp_path: Path, file: str, symbol: str, points: list[str]
+) -> None:
+    loaded = load(tmp_path, {symbol: shared_csv(file)}, "5m")
+    clean = {point: loaded.decide(symbol, "5m", point) for point in points}
+    # Latest point first: each poisoning also covers the later points already decided.
+    for point in sorted(points, key=parse_timestamp, reverse=True):
+        _poison_after(loaded, parse_timestamp(point))
+        poisoned = loaded.decide(symbol, "5m", point)
+        assert poisoned.deterministic_json() == clean[point].deterministic_json(), point
+    with loaded.database.session_factory() as session:
+        assert session.scalar(sa.select(sa.func.max(CandleRow.close))) == 1.5e9
+
+
+def test_without_the_candle_closing_at_as_of_the_decision_holds_on_freshness(
+    tmp_path: Path,
+) -> None:
+    loaded = load(tmp_path, {"BTC/USDT": shared_csv("BTC_USDT-5m.csv")}, "5m")
+    as_of = parse_timestamp(AS_OF)
+    with loaded.database.session_factory.begin() as session:
+        deleted = session.execute(
+            sa.delete(CandleRow).where(CandleRow.open_time == as_of - timeframe_ms("5m"))
+        )
+        assert deleted.rowcount == 1
+    decision = loaded.decide("BTC/USDT", "5m", AS_OF)
+    checks = {check.name: check for check in decision.safety.checks}
+    assert not checks["data_freshness"].passed
+    assert "2023-01-20T11:55:00Z" in checks["data_freshness"].detail
+    assert decision.safety.verdict == "blocked"
+    assert decision.action == "hold"
+    assert "data_freshness" in decision.execution.reason
+
+
+def test_a_blocked_decision_is_stored_with_its_safety_event(tmp_path: Path) -> None:
+    loaded = load(tmp_path, {"BTC/USDT": shared_csv("BTC_USDT-5m.csv")}, "5m")
+    decision = loaded.decide("BTC/USDT", "5m", "2024-01-01T00:00:00Z")  # long after the data
+    assert decision.safety.verdict == "blocked"
+    with loaded.database.session_factory() as session:
+        event = session.scalars(sa.select(SafetyEventRow)).one()
+    assert event.decision_id == decision.id
+    assert event.kind == "gate_blocked"
+    assert "data_freshness" in event.detail
+
+
+def test_deciding_every_12th_bar_gives_buys_sells_and_holds(btc: Loaded) -> None:
+    """Not a constant: the distribution over the whole file (printed for the record)."""
+    step = timeframe_ms("5m")
+    with btc.database.session_factory() as session:
+        first, last = session.execute(
+            sa.select(sa.func.min(CandleRow.open_time), sa.func.max(CandleRow.open_time))
+        ).one()
+    start = first + (LOOKBACK - 1) * step + step  # the first as_of with a full window
+    actions: Counter[str] = Counter()
+    proposals: Counter[str] = Counter()
+    for as_of in range(start, last + step + 1, 12 * step):
+        decision = btc.decide("BTC/USDT", "5m", format_timestamp(as_of))
+        actions[decision.action] += 1
+        proposals[decision.proposal.action] += 1
+    print(f"\nBTC/USDT 5m every 12th bar: final {dict(actions)}; proposed {dict(proposals)}")
+    assert actions["buy"] > 0
+    assert actions["sell"] > 0
+    assert actions["hold"] > 0
