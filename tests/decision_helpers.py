@@ -63,7 +63,3 @@ def read_csv_window(path: Path, timeframe: str, as_of: str, count: int) -> Candl
         volume=column("volume"),
         sources=("csv",),
     )
-
-
-def evidence_values(decision: Decision) -> dict[str, float]:
-    return {item.name: item.value for item in decision.evidence}

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import talib
 from click.testing import CliRunner
 from conftest import shared_csv
-from decision_helpers import Loaded, evidence_values, load, read_csv_window
+from decision_helpers import Loaded, load, read_csv_window
 
 from api.cli import cli
 from core.timeframes import format_timestamp, parse_timestamp, timeframe_ms
@@ -150,6 +150,7 @@ def test_without_the_candle_closing_at_as_of_the_decision_holds_on_freshness(
         deleted = session.execute(
             sa.delete(CandleRow).where(CandleRow.open_time == as_of - timeframe_ms("5m"))
         )
+        assert isinstance(deleted, sa.CursorResult)
         assert deleted.rowcount == 1
     decision = loaded.decide("BTC/USDT", "5m", AS_OF)
     checks = {check.name: check for check in decision.safety.checks}
