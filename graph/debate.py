@@ -17,8 +17,9 @@ from core.evidence import Argument, Evidence, ResearchBrief, Speaker
 from core.settings import MAX_DEBATE_ROUNDS, DebateSettings
 
 # The judge's score is (B - S) / (B + S + JUDGE_DAMPING). The damping keeps thin evidence
-# from sounding certain: one full-strength argument alone scores 0.67, one of 0.2 scores 0.29.
-JUDGE_DAMPING = 0.5
+# from sounding certain: one full-strength argument alone scores 0.5, one of 0.3 scores 0.23
+# (below the balanced profile's minimum confidence), two agreeing of 0.5 score 0.5.
+JUDGE_DAMPING = 1.0
 
 TurnKind = Literal["argument", "rebuttal", "context", "verdict"]
 _SIDES: tuple[tuple[Speaker, Speaker], ...] = (("bull", "bear"), ("bear", "bull"))

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from core.evidence import Argument, ContextItem, Evidence, ResearchBrief
 from core.settings import MAX_DEBATE_ROUNDS, DebateSettings
-from graph.debate import DebateOutcome, judge_score, run_debate
+from graph.debate import JUDGE_DAMPING, DebateOutcome, judge_score, run_debate
 
 CATEGORIES = ("trend", "momentum", "mean_reversion", "volume", "volatility")
 QUIET = ResearchBrief(items=(), missing=(), confidence_factor=1.0)
@@ -144,12 +144,12 @@ def test_the_researcher_check_discounts_the_claim_it_names() -> None:
 def test_the_judge_scales_confidence_by_the_researchers_factor() -> None:
     bull = [argue("bull", "trend", 1.0)]
     outcome = run_debate(bull, (), high_volatility_brief(0.5), DebateSettings())
-    assert outcome.verdict.score == pytest.approx(1.0 / 1.5)
-    assert outcome.verdict.confidence == pytest.approx(0.7 / 1.5)
+    assert outcome.verdict.score == pytest.approx(1.0 / (1.0 + JUDGE_DAMPING))
+    assert outcome.verdict.confidence == pytest.approx(0.7 / (1.0 + JUDGE_DAMPING))
     verdict_turn = outcome.turns[-1]
     assert verdict_turn.strength == outcome.verdict.confidence
-    assert "+0.667" in verdict_turn.claim
-    assert "0.467" in verdict_turn.claim
+    assert "+0.500" in verdict_turn.claim
+    assert "0.350" in verdict_turn.claim
 
 
 def test_an_argument_from_the_wrong_side_is_refused() -> None:
