@@ -18,15 +18,30 @@ MAX_DEBATE_ROUNDS = 6
 
 
 class RiskLimits(BaseModel):
-    """The numbers a risk profile sets for the gate and for sizing."""
+    """The numbers a risk profile sets for the gate, the auto-pause triggers and sizing."""
 
     model_config = ConfigDict(frozen=True)
 
     min_confidence: float = Field(ge=0.0, le=1.0)
     entry_threshold: float = Field(gt=0.0, le=1.0)
+    # Position and exposure as fractions of the quote currency's equity.
     max_position_fraction: float = Field(gt=0.0, le=1.0)
+    max_total_exposure_fraction: float = Field(gt=0.0, le=1.0)
     max_missing_bars: int = Field(ge=0)
     freshness_bars: float = Field(gt=0.0)
+    # Realised plus unrealised loss since 00:00 UTC, as a fraction of that day's opening equity.
+    daily_loss_limit_fraction: float = Field(gt=0.0, le=1.0)
+    max_consecutive_losses: int = Field(ge=1)
+    # More than this many API errors within the error window pauses trading.
+    api_error_burst: int = Field(ge=1)
+    sentiment_floor: float = Field(ge=-1.0, le=1.0)
+    sentiment_max_drop_per_hour: float = Field(gt=0.0)
+    # One closed candle moving more than either bound trips the symbol's circuit breaker.
+    circuit_breaker_atr_multiple: float = Field(gt=0.0)
+    circuit_breaker_move_fraction: float = Field(gt=0.0)
+    # A fill this far from the decision's reference price pauses trading.
+    max_slippage_fraction: float = Field(gt=0.0)
+    cool_down_minutes: int = Field(ge=0)
 
 
 RISK_PROFILES: dict[RiskProfileName, RiskLimits] = {
@@ -34,24 +49,79 @@ RISK_PROFILES: dict[RiskProfileName, RiskLimits] = {
         min_confidence=0.45,
         entry_threshold=0.30,
         max_position_fraction=0.05,
+        max_total_exposure_fraction=0.20,
         max_missing_bars=0,
         freshness_bars=1.0,
+        daily_loss_limit_fraction=0.02,
+        max_consecutive_losses=3,
+        api_error_burst=5,
+        sentiment_floor=-0.5,
+        sentiment_max_drop_per_hour=0.5,
+        circuit_breaker_atr_multiple=4.0,
+        circuit_breaker_move_fraction=0.05,
+        max_slippage_fraction=0.005,
+        cool_down_minutes=60,
     ),
     "balanced": RiskLimits(
         min_confidence=0.30,
         entry_threshold=0.20,
         max_position_fraction=0.10,
+        max_total_exposure_fraction=0.40,
         max_missing_bars=1,
         freshness_bars=1.0,
+        daily_loss_limit_fraction=0.04,
+        max_consecutive_losses=3,
+        api_error_burst=10,
+        sentiment_floor=-0.6,
+        sentiment_max_drop_per_hour=0.6,
+        circuit_breaker_atr_multiple=5.0,
+        circuit_breaker_move_fraction=0.08,
+        max_slippage_fraction=0.01,
+        cool_down_minutes=30,
     ),
     "aggressive": RiskLimits(
         min_confidence=0.20,
         entry_threshold=0.12,
         max_position_fraction=0.25,
+        max_total_exposure_fraction=0.80,
         max_missing_bars=3,
         freshness_bars=1.0,
+        daily_loss_limit_fraction=0.08,
+        max_consecutive_losses=3,
+        api_error_burst=20,
+        sentiment_floor=-0.75,
+        sentiment_max_drop_per_hour=0.8,
+        circuit_breaker_atr_multiple=6.0,
+        circuit_breaker_move_fraction=0.12,
+        max_slippage_fraction=0.02,
+        cool_down_minutes=15,
     ),
 }
+
+
+class SafetySettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    # After an auto-pause's cool-down: resume by itself, or wait for a person.
+    auto_resume: bool = False
+    api_error_window_seconds: int = Field(default=60, gt=0)
+    # Phase-1 caps on real-money orders, in the quote currency (live mode only).
+    live_max_order_notional: float = Field(default=10.0, gt=0.0)
+    live_max_daily_notional: float = Field(default=50.0, gt=0.0)
+
+
+class PaperSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    # Opening cash per quote currency; a symbol quoted in anything else cannot be paper-traded.
+    starting_balances: dict[str, float] = Field(
+        default_factory=lambda: {"USDT": 10_000.0, "BTC": 0.5, "ETH": 10.0}
+    )
+    taker_fee: float = Field(default=0.001, ge=0.0, lt=0.1)
+    # Half-spread paid on every fill, plus market impact growing with the order's share of
+    # the fill candle's traded value.
+    spread_fraction: float = Field(default=0.0002, ge=0.0, lt=0.1)
+    impact_coefficient: float = Field(default=0.1, ge=0.0)
 
 
 class DebateSettings(BaseModel):
@@ -87,6 +157,8 @@ class Settings(BaseSettings):
     lookback_bars: int = Field(default=250, ge=60, le=5000)
     debate: DebateSettings = DebateSettings()
     fusion: FusionWeights = FusionWeights()
+    safety: SafetySettings = SafetySettings()
+    paper: PaperSettings = PaperSettings()
 
     @field_validator("symbols", "timeframes", mode="before")
     @classmethod
@@ -135,6 +207,7 @@ class Settings(BaseSettings):
             "lookback_bars": self.lookback_bars,
             "debate": self.debate.model_dump(),
             "fusion": self.fusion.model_dump(),
+            "safety": self.safety.model_dump(),
             "seed": self.seed,
         }
 

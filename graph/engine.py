@@ -27,7 +27,7 @@ class DecisionEngine:
     def __init__(self, settings: Settings, database: Database) -> None:
         self._settings = settings
         self._decisions = DecisionStore(database.session_factory)
-        control = ControlStore(database.session_factory)
+        control = ControlStore(database)
 
         def control_view(symbol: str) -> ControlView:
             current = control.current(symbol)

@@ -1,10 +1,16 @@
-"""The control state (DESIGN §6): ACTIVE, PAUSED or HALTED, as the newest recorded change says."""
+"""The control state (DESIGN §6): ACTIVE, PAUSED or HALTED, as the newest recorded change says.
+
+Changes are appended, never updated: the table is the audit trail. Each is numbered from
+the journal under the exclusive control guard (see storage.journal).
+"""
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from core.decision import ControlStateName
+from storage.engine import Database
+from storage.journal import next_journal_seq, take_control_guard
 from storage.models import ControlStateChangeRow
 
 # Where a global and a symbol's own state disagree, the stricter one holds.
@@ -12,7 +18,8 @@ _STRICTNESS: dict[str, int] = {"ACTIVE": 0, "PAUSED": 1, "HALTED": 2}
 
 
 class ControlState(BaseModel):
-    """The state in force, why, who set it and since when (None: never changed)."""
+    """The state in force, why, who set it, since when (None: never changed), for which
+    symbol (None: all), its journal number and, for an auto-pause, when it may lift."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -20,6 +27,9 @@ class ControlState(BaseModel):
     reason: str
     actor: str
     since: int | None
+    symbol: str | None = None
+    journal_seq: int | None = None
+    cool_down_until: int | None = None
 
 
 NEVER_CHANGED = ControlState(
@@ -28,27 +38,13 @@ NEVER_CHANGED = ControlState(
 
 
 class ControlStore:
-    def __init__(self, session_factory: sessionmaker[Session]) -> None:
-        self.session_factory = session_factory
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     def current(self, symbol: str | None = None) -> ControlState:
         """The global state; for a symbol, the stricter of the global state and its own."""
-        with self.session_factory() as session:
-            changes = [_newest(session, None)]
-            if symbol is not None:
-                changes.append(_newest(session, symbol))
-        recorded = [change for change in changes if change is not None]
-        if not recorded:
-            return NEVER_CHANGED
-        change = max(recorded, key=lambda row: (_STRICTNESS[row.state], row.id))
-        return ControlState.model_validate(
-            {
-                "state": change.state,
-                "reason": change.reason,
-                "actor": change.actor,
-                "since": change.at,
-            }
-        )
+        with self.database.session_factory() as session:
+            return current_in(session, symbol)
 
     def record(
         self,
@@ -57,14 +53,71 @@ class ControlStore:
         actor: str,
         at_ms: int,
         symbol: str | None = None,
-    ) -> None:
-        """Append a change, for every symbol or (``symbol``) for one; it is the newest at once."""
-        with self.session_factory.begin() as session:
-            session.add(
-                ControlStateChangeRow(
-                    symbol=symbol, state=state, reason=reason, actor=actor, at=at_ms
-                )
-            )
+        cool_down_until: int | None = None,
+    ) -> ControlState:
+        """Append a change under the exclusive guard; it is the newest at once."""
+        with self.database.guarded_session_factory.begin() as session:
+            take_control_guard(session, exclusive=True)
+            return record_in(session, state, reason, actor, at_ms, symbol, cool_down_until)
+
+    def history(self, limit: int = 50) -> list[ControlState]:
+        """The newest changes first, global and per symbol."""
+        with self.database.session_factory() as session:
+            rows = session.scalars(
+                sa.select(ControlStateChangeRow)
+                .order_by(ControlStateChangeRow.journal_seq.desc())
+                .limit(limit)
+            ).all()
+        return [_state(row) for row in rows]
+
+
+def current_in(session: Session, symbol: str | None = None) -> ControlState:
+    """``ControlStore.current`` inside the caller's transaction (after its guard)."""
+    changes = [_newest(session, None)]
+    if symbol is not None:
+        changes.append(_newest(session, symbol))
+    recorded = [change for change in changes if change is not None]
+    if not recorded:
+        return NEVER_CHANGED
+    return _state(max(recorded, key=lambda row: (_STRICTNESS[row.state], row.journal_seq)))
+
+
+def record_in(
+    session: Session,
+    state: ControlStateName,
+    reason: str,
+    actor: str,
+    at_ms: int,
+    symbol: str | None = None,
+    cool_down_until: int | None = None,
+) -> ControlState:
+    """Append a change inside the caller's transaction, which holds the exclusive guard."""
+    row = ControlStateChangeRow(
+        journal_seq=next_journal_seq(session, "control", at_ms),
+        symbol=symbol,
+        state=state,
+        reason=reason,
+        actor=actor,
+        at=at_ms,
+        cool_down_until=cool_down_until,
+    )
+    session.add(row)
+    session.flush()
+    return _state(row)
+
+
+def _state(row: ControlStateChangeRow) -> ControlState:
+    return ControlState.model_validate(
+        {
+            "state": row.state,
+            "reason": row.reason,
+            "actor": row.actor,
+            "since": row.at,
+            "symbol": row.symbol,
+            "journal_seq": row.journal_seq,
+            "cool_down_until": row.cool_down_until,
+        }
+    )
 
 
 def _newest(session: Session, symbol: str | None) -> ControlStateChangeRow | None:
@@ -76,6 +129,6 @@ def _newest(session: Session, symbol: str | None) -> ControlStateChangeRow | Non
     return session.scalar(
         sa.select(ControlStateChangeRow)
         .where(scope)
-        .order_by(ControlStateChangeRow.id.desc())
+        .order_by(ControlStateChangeRow.journal_seq.desc())
         .limit(1)
     )

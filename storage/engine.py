@@ -44,7 +44,14 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _begin_sqlite_transaction(connection: sa.Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # A guarded write (orders, control changes) takes SQLite's write lock at BEGIN, so its
+    # read of the control state and its insert are one indivisible step across processes.
+    immediate = connection.get_execution_options().get(GUARDED_WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+# Execution option marking a transaction that must hold the write lock from its start.
+GUARDED_WRITE_OPTION = "sigmax_guarded_write"
 
 
 def make_session_factory(engine: sa.Engine) -> sessionmaker[Session]:
@@ -59,6 +66,8 @@ class Database:
 
     engine: sa.Engine
     session_factory: sessionmaker[Session]
+    # For transactions that check the control state and then write (see storage.journal).
+    guarded_session_factory: sessionmaker[Session]
 
     def dispose(self) -> None:
         """Close every pooled connection (at shutdown, or when a test is done with it)."""
@@ -69,4 +78,9 @@ def open_database(url: str) -> Database:
     """Connect to ``url`` and bring its schema to the newest migration (a no-op when current)."""
     engine = create_engine_for(url)
     upgrade_to_head(engine)
-    return Database(engine=engine, session_factory=make_session_factory(engine))
+    guarded = engine.execution_options(**{GUARDED_WRITE_OPTION: True})
+    return Database(
+        engine=engine,
+        session_factory=make_session_factory(engine),
+        guarded_session_factory=make_session_factory(guarded),
+    )

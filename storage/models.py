@@ -39,6 +39,10 @@ class InstrumentRow(Base):
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     symbol: Mapped[Symbol] = mapped_column(unique=True)
+    # Exchange precision and minimums where known (NULL: not known, not enforced).
+    amount_step: Mapped[float | None]
+    min_amount: Mapped[float | None]
+    min_notional: Mapped[float | None]
 
 
 class CandleRow(Base):
@@ -179,8 +183,88 @@ class ControlStateChangeRow(Base):
     __table_args__ = (sa.CheckConstraint("state IN ('ACTIVE', 'PAUSED', 'HALTED')", name="state"),)
 
     id: Mapped[int] = mapped_column(AutoId, primary_key=True)
+    journal_seq: Mapped[int] = mapped_column(sa.ForeignKey("journal.seq"), unique=True)
     symbol: Mapped[str | None] = mapped_column(sa.String(40))
     state: Mapped[str] = mapped_column(sa.String(8))
     reason: Mapped[str] = mapped_column(sa.Text)
     actor: Mapped[str] = mapped_column(sa.String(64))
     at: Mapped[EpochMs]
+    # An auto-pause may lift itself after this instant (NULL: only a person lifts it).
+    cool_down_until: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+
+class JournalRow(Base):
+    """One sequence across processes ordering control changes and orders.
+
+    "No order after the panic" is judged on these numbers, never on wall clocks.
+    """
+
+    __tablename__ = "journal"
+
+    seq: Mapped[int] = mapped_column(AutoId, primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    at: Mapped[EpochMs]
+
+
+class ControlLockRow(Base):
+    """A single row every order placement shares-locks and every control change locks
+    exclusively (PostgreSQL), so a panic and an order can never interleave."""
+
+    __tablename__ = "control_lock"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+
+
+class OrderRow(Base):
+    """An order as sent to a broker; its status changes, its row is never deleted."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        sa.CheckConstraint("side IN ('buy', 'sell')", name="side"),
+        sa.CheckConstraint("status IN ('open', 'filled', 'cancelled', 'rejected')", name="status"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    journal_seq: Mapped[int] = mapped_column(sa.ForeignKey("journal.seq"), unique=True)
+    client_order_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    decision_id: Mapped[str | None] = mapped_column(sa.ForeignKey("decisions.id"))
+    broker: Mapped[str] = mapped_column(sa.String(16))
+    symbol: Mapped[Symbol] = mapped_column(index=True)
+    timeframe: Mapped[Timeframe]
+    side: Mapped[str] = mapped_column(sa.String(4))
+    quantity: Mapped[float]
+    reference_price: Mapped[float]
+    reduce_only: Mapped[bool]
+    status: Mapped[str] = mapped_column(sa.String(16), index=True)
+    reason: Mapped[str] = mapped_column(sa.Text)
+    # The earliest instant it may fill: the decision's as_of (the next candle's open).
+    not_before: Mapped[EpochMs]
+    created_at: Mapped[EpochMs]
+    updated_at: Mapped[EpochMs]
+
+
+class FillRow(Base):
+    __tablename__ = "fills"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True)
+    order_id: Mapped[str] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    symbol: Mapped[Symbol] = mapped_column(index=True)
+    side: Mapped[str] = mapped_column(sa.String(4))
+    quantity: Mapped[float]
+    price: Mapped[float]
+    fee: Mapped[float]
+    # Fill price against the order's reference price, adverse positive.
+    slippage_fraction: Mapped[float]
+    filled_at: Mapped[EpochMs] = mapped_column(index=True)
+
+
+class ApiErrorRow(Base):
+    """An error an exchange or data API answered with; bursts of them pause trading."""
+
+    __tablename__ = "api_errors"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True)
+    source: Mapped[str] = mapped_column(sa.String(64))
+    kind: Mapped[str] = mapped_column(sa.String(64))
+    message: Mapped[str] = mapped_column(sa.Text)
+    at: Mapped[EpochMs] = mapped_column(index=True)

@@ -357,7 +357,7 @@ def test_a_failure_among_the_debate_turns_leaves_no_decision(database: Database)
 
 
 def test_control_state_is_active_until_changed(database: Database) -> None:
-    current = ControlStore(database.session_factory).current()
+    current = ControlStore(database).current()
     assert (current.state, current.reason, current.since) == (
         "ACTIVE",
         "no control change recorded",
@@ -366,7 +366,7 @@ def test_control_state_is_active_until_changed(database: Database) -> None:
 
 
 def test_the_latest_control_change_wins(database: Database) -> None:
-    store = ControlStore(database.session_factory)
+    store = ControlStore(database)
     store.record("PAUSED", "daily loss limit", "gate", at_ms=2_000)
     store.record("HALTED", "panic", "operator", at_ms=2_000)
     assert store.current().state == "HALTED"
@@ -382,7 +382,7 @@ def test_the_latest_control_change_wins(database: Database) -> None:
 
 
 def test_a_symbol_takes_the_stricter_of_its_own_and_the_global_state(database: Database) -> None:
-    store = ControlStore(database.session_factory)
+    store = ControlStore(database)
     store.record("PAUSED", "abnormal move", "gate", at_ms=1_000, symbol="BTC/USDT")
     assert store.current("BTC/USDT").state == "PAUSED"
     assert store.current("ETH/USDT").state == "ACTIVE"

@@ -1,4 +1,4 @@
-"""The first schema: instruments and candles, imports, news, research, decisions, safety.
+"""The first schema: candles, imports, news, research, decisions, safety, control, orders.
 
 Revision ID: 0001
 Revises:
@@ -27,6 +27,9 @@ def upgrade() -> None:
         "instruments",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("symbol", SYMBOL, nullable=False),
+        sa.Column("amount_step", DOUBLE, nullable=True),
+        sa.Column("min_amount", DOUBLE, nullable=True),
+        sa.Column("min_notional", DOUBLE, nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_instruments")),
         sa.UniqueConstraint("symbol", name=op.f("uq_instruments_symbol")),
     )
@@ -148,24 +151,112 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_safety_events")),
     )
     op.create_table(
+        "journal",
+        sa.Column("seq", AUTO_ID, nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("at", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_journal")),
+    )
+    control_lock = op.create_table(
+        "control_lock",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_control_lock")),
+    )
+    op.bulk_insert(control_lock, [{"id": 1}])
+    op.create_table(
         "control_state_changes",
         sa.Column("id", AUTO_ID, nullable=False),
+        sa.Column("journal_seq", AUTO_ID, nullable=False),
         sa.Column("symbol", SYMBOL, nullable=True),
         sa.Column("state", sa.String(length=8), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("actor", sa.String(length=64), nullable=False),
         sa.Column("at", sa.BigInteger(), nullable=False),
+        sa.Column("cool_down_until", sa.BigInteger(), nullable=True),
         sa.CheckConstraint(
             "state IN ('ACTIVE', 'PAUSED', 'HALTED')",
             name=op.f("ck_control_state_changes_state"),
         ),
+        sa.ForeignKeyConstraint(
+            ["journal_seq"],
+            ["journal.seq"],
+            name=op.f("fk_control_state_changes_journal_seq_journal"),
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_control_state_changes")),
+        sa.UniqueConstraint("journal_seq", name=op.f("uq_control_state_changes_journal_seq")),
     )
+    op.create_table(
+        "orders",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("journal_seq", AUTO_ID, nullable=False),
+        sa.Column("client_order_id", sa.String(length=64), nullable=False),
+        sa.Column("decision_id", sa.String(length=36), nullable=True),
+        sa.Column("broker", sa.String(length=16), nullable=False),
+        sa.Column("symbol", SYMBOL, nullable=False),
+        sa.Column("timeframe", TIMEFRAME, nullable=False),
+        sa.Column("side", sa.String(length=4), nullable=False),
+        sa.Column("quantity", DOUBLE, nullable=False),
+        sa.Column("reference_price", DOUBLE, nullable=False),
+        sa.Column("reduce_only", sa.Boolean(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("not_before", sa.BigInteger(), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.CheckConstraint("side IN ('buy', 'sell')", name=op.f("ck_orders_side")),
+        sa.CheckConstraint(
+            "status IN ('open', 'filled', 'cancelled', 'rejected')",
+            name=op.f("ck_orders_status"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["decision_id"], ["decisions.id"], name=op.f("fk_orders_decision_id_decisions")
+        ),
+        sa.ForeignKeyConstraint(
+            ["journal_seq"], ["journal.seq"], name=op.f("fk_orders_journal_seq_journal")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_orders")),
+        sa.UniqueConstraint("client_order_id", name=op.f("uq_orders_client_order_id")),
+        sa.UniqueConstraint("journal_seq", name=op.f("uq_orders_journal_seq")),
+    )
+    op.create_index(op.f("ix_orders_symbol"), "orders", ["symbol"])
+    op.create_index(op.f("ix_orders_status"), "orders", ["status"])
+    op.create_table(
+        "fills",
+        sa.Column("id", AUTO_ID, nullable=False),
+        sa.Column("order_id", sa.String(length=36), nullable=False),
+        sa.Column("symbol", SYMBOL, nullable=False),
+        sa.Column("side", sa.String(length=4), nullable=False),
+        sa.Column("quantity", DOUBLE, nullable=False),
+        sa.Column("price", DOUBLE, nullable=False),
+        sa.Column("fee", DOUBLE, nullable=False),
+        sa.Column("slippage_fraction", DOUBLE, nullable=False),
+        sa.Column("filled_at", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(["order_id"], ["orders.id"], name=op.f("fk_fills_order_id_orders")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_fills")),
+    )
+    op.create_index(op.f("ix_fills_order_id"), "fills", ["order_id"])
+    op.create_index(op.f("ix_fills_symbol"), "fills", ["symbol"])
+    op.create_index(op.f("ix_fills_filled_at"), "fills", ["filled_at"])
+    op.create_table(
+        "api_errors",
+        sa.Column("id", AUTO_ID, nullable=False),
+        sa.Column("source", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=64), nullable=False),
+        sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("at", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_api_errors")),
+    )
+    op.create_index(op.f("ix_api_errors_at"), "api_errors", ["at"])
 
 
 def downgrade() -> None:
     for table in (
+        "api_errors",
+        "fills",
+        "orders",
         "control_state_changes",
+        "control_lock",
+        "journal",
         "safety_events",
         "debate_turns",
         "decisions",

@@ -1,0 +1,125 @@
+"""Positions, cash and closed trades, replayed from fills (the database is the book).
+
+Spot, long-only, average cost: a buy adds to the position and its cost (fee included), a
+sell realises its share of the cost. A trade is closed when the position returns to zero;
+its profit is everything realised since it opened. Fees are paid in the quote currency.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+# Below this many base units a position counts as closed (float dust after sells).
+DUST = 1e-12
+
+
+@dataclass(frozen=True)
+class FillRecord:
+    symbol: str
+    side: Literal["buy", "sell"]
+    quantity: float
+    price: float
+    fee: float
+    filled_at: int
+
+
+@dataclass(frozen=True)
+class Position:
+    symbol: str
+    quantity: float
+    cost: float  # quote currency paid for what is still held, fees included
+    opened_at: int
+
+    @property
+    def average_price(self) -> float:
+        return self.cost / self.quantity
+
+    def value(self, mark_price: float) -> float:
+        return self.quantity * mark_price
+
+
+@dataclass(frozen=True)
+class ClosedTrade:
+    symbol: str
+    opened_at: int
+    closed_at: int
+    pnl: float  # quote currency, fees included
+
+    @property
+    def is_loss(self) -> bool:
+        return self.pnl < 0.0
+
+
+@dataclass
+class Ledger:
+    """Cash flow per quote currency, open positions and closed trades, oldest first."""
+
+    cash_flow: dict[str, float] = field(default_factory=dict)
+    positions: dict[str, Position] = field(default_factory=dict)
+    closed_trades: list[ClosedTrade] = field(default_factory=list)
+    _open_pnl: dict[str, float] = field(default_factory=dict)
+
+    def apply(self, fill: FillRecord) -> None:
+        quote = quote_of(fill.symbol)
+        notional = fill.quantity * fill.price
+        held = self.positions.get(fill.symbol)
+        if fill.side == "buy":
+            self.cash_flow[quote] = self.cash_flow.get(quote, 0.0) - notional - fill.fee
+            if held is None:
+                held = Position(fill.symbol, 0.0, 0.0, fill.filled_at)
+                self._open_pnl[fill.symbol] = 0.0
+            self.positions[fill.symbol] = Position(
+                fill.symbol, held.quantity + fill.quantity, held.cost + notional + fill.fee,
+                held.opened_at,
+            )  # fmt: skip
+            return
+        if held is None or fill.quantity > held.quantity * (1 + 1e-9):
+            raise ValueError(
+                f"sell of {fill.quantity} {fill.symbol} exceeds the position held "
+                f"({0.0 if held is None else held.quantity}): spot positions cannot go short"
+            )
+        self.cash_flow[quote] = self.cash_flow.get(quote, 0.0) + notional - fill.fee
+        released = held.cost * min(1.0, fill.quantity / held.quantity)
+        self._open_pnl[fill.symbol] += notional - fill.fee - released
+        remaining = held.quantity - fill.quantity
+        if remaining <= DUST:
+            del self.positions[fill.symbol]
+            pnl = self._open_pnl.pop(fill.symbol)
+            self.closed_trades.append(ClosedTrade(fill.symbol, held.opened_at, fill.filled_at, pnl))
+        else:
+            self.positions[fill.symbol] = Position(
+                fill.symbol, remaining, held.cost - released, held.opened_at
+            )
+
+    def equity(
+        self, quote: str, starting_balance: float, mark_prices: Mapping[str, float]
+    ) -> float:
+        """Cash plus positions quoted in ``quote``, each marked at its given price."""
+        held = sum(
+            position.value(mark_prices[symbol])
+            for symbol, position in self.positions.items()
+            if quote_of(symbol) == quote
+        )
+        return starting_balance + self.cash_flow.get(quote, 0.0) + held
+
+
+def replay(fills: Iterable[FillRecord]) -> Ledger:
+    """The ledger after ``fills``, applied in the order given (the fills' id order)."""
+    ledger = Ledger()
+    for fill in fills:
+        ledger.apply(fill)
+    return ledger
+
+
+def quote_of(symbol: str) -> str:
+    return symbol.partition("/")[2]
+
+
+def consecutive_losses(trades: Iterable[ClosedTrade]) -> int:
+    """How many of the most recent closed trades in a row lost money."""
+    count = 0
+    for trade in reversed(list(trades)):
+        if not trade.is_loss:
+            break
+        count += 1
+    return count
