@@ -23,6 +23,7 @@ import os
 import platform
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -296,6 +297,21 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def code_version() -> str:
+    """The commit measured (``-dirty``: with uncommitted changes), when run from a checkout."""
+    try:
+        described = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return "unknown"
+    return described.stdout.strip() if described.returncode == 0 else "unknown (not a checkout)"
+
+
 def machine() -> dict[str, Any]:
     return {
         "cpus": os.cpu_count(),
@@ -307,6 +323,8 @@ def machine() -> dict[str, Any]:
         "langgraph": version("langgraph"),
         "sqlalchemy": version("sqlalchemy"),
         "pydantic": version("pydantic"),
+        "load_average_1m": os.getloadavg()[0],
+        "code": code_version(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
@@ -384,6 +402,7 @@ def render(result: dict[str, Any]) -> str:
         "SIGMAX decision latency (bench/decide.py)",
         f"machine   {m['cpus']} CPUs ({m['cpus_usable']} usable), {m['cpu_model']}, "
         f"Python {m['python']}, {m['date']}",
+        f"code      {m['code']}; load average (1 min) at the end {m['load_average_1m']:.2f}",
         f"software  langgraph {m['langgraph']}, SQLAlchemy {m['sqlalchemy']}, "
         f"pydantic {m['pydantic']}, SQLite {m['sqlite']}",
         f"data      {c['symbols']} symbols x {c['bars']} simulated {c['timeframe']} bars, "
