@@ -73,13 +73,14 @@ class ControlStore:
 
 def current_in(session: Session, symbol: str | None = None) -> ControlState:
     """``ControlStore.current`` inside the caller's transaction (after its guard)."""
-    changes = [_newest(session, None)]
+    connection = session.connection()
+    rows = list(connection.execute(_NEWEST_GLOBAL).mappings())
     if symbol is not None:
-        changes.append(_newest(session, symbol))
-    recorded = [change for change in changes if change is not None]
-    if not recorded:
+        rows += connection.execute(_NEWEST_FOR_SYMBOL, {"symbol": symbol}).mappings()
+    if not rows:
         return NEVER_CHANGED
-    return _state(max(recorded, key=lambda row: (_STRICTNESS[row.state], row.journal_seq)))
+    newest = max(rows, key=lambda row: (_STRICTNESS[row["state"]], row["journal_seq"]))
+    return ControlState.model_validate({**newest, "since": newest["at"]})
 
 
 def record_in(
@@ -120,15 +121,20 @@ def _state(row: ControlStateChangeRow) -> ControlState:
     )
 
 
-def _newest(session: Session, symbol: str | None) -> ControlStateChangeRow | None:
-    scope = (
-        ControlStateChangeRow.symbol.is_(None)
-        if symbol is None
-        else ControlStateChangeRow.symbol == symbol
+_CHANGE = ControlStateChangeRow
+# Built once: the gate reads the control state on every decision.
+_NEWEST = (
+    sa.select(
+        _CHANGE.state,
+        _CHANGE.reason,
+        _CHANGE.actor,
+        _CHANGE.at,
+        _CHANGE.symbol,
+        _CHANGE.journal_seq,
+        _CHANGE.cool_down_until,
     )
-    return session.scalar(
-        sa.select(ControlStateChangeRow)
-        .where(scope)
-        .order_by(ControlStateChangeRow.journal_seq.desc())
-        .limit(1)
-    )
+    .order_by(_CHANGE.journal_seq.desc())
+    .limit(1)
+)
+_NEWEST_GLOBAL = _NEWEST.where(_CHANGE.symbol.is_(None))
+_NEWEST_FOR_SYMBOL = _NEWEST.where(_CHANGE.symbol == sa.bindparam("symbol"))

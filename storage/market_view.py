@@ -10,12 +10,60 @@ from core.market_view import NewsItem, ResearchObservation
 from storage.candles import CandleStore
 from storage.models import NewsItemRow, ResearchObservationRow
 
+_NEWS = NewsItemRow
+NEWS_QUERY = (
+    sa.select(
+        _NEWS.source, _NEWS.title, _NEWS.url, _NEWS.published_at, _NEWS.sentiment, _NEWS.symbols
+    )
+    .where(
+        _NEWS.published_at <= sa.bindparam("as_of"),
+        sa.or_(
+            _NEWS.symbols.like(sa.bindparam("symbol_pattern"), escape="/"),
+            _NEWS.symbols.like(sa.bindparam("base_pattern"), escape="/"),
+        ),
+    )
+    .order_by(_NEWS.published_at.desc(), _NEWS.id.desc())
+    .limit(sa.bindparam("limit"))
+)
+
+_RESEARCH = ResearchObservationRow
+_NEWEST_FIRST = sa.func.row_number().over(
+    partition_by=(_RESEARCH.source, _RESEARCH.metric, _RESEARCH.symbol),
+    order_by=(_RESEARCH.fetched_at.desc(), _RESEARCH.id.desc()),
+)
+_RANKED = (
+    sa.select(
+        _RESEARCH.source,
+        _RESEARCH.metric,
+        _RESEARCH.symbol,
+        _RESEARCH.value,
+        _RESEARCH.fetched_at,
+        _NEWEST_FIRST.label("rank"),
+    )
+    .where(
+        _RESEARCH.fetched_at <= sa.bindparam("as_of"),
+        sa.or_(
+            _RESEARCH.symbol.is_(None),
+            _RESEARCH.symbol.in_(sa.bindparam("names", expanding=True)),
+        ),
+    )
+    .subquery()
+)
+RESEARCH_QUERY = (
+    sa.select(
+        _RANKED.c.source, _RANKED.c.metric, _RANKED.c.symbol, _RANKED.c.value, _RANKED.c.fetched_at
+    )
+    .where(_RANKED.c.rank == 1)
+    .order_by(_RANKED.c.source, _RANKED.c.metric, _RANKED.c.symbol.nulls_first())
+)
+
 
 class StoredMarketView:
     """core.market_view.MarketView over the database, bound to ``as_of`` (epoch ms).
 
     News and research are matched by the symbol (BTC/USDT) or its base asset (BTC);
-    research stored without a symbol is market-wide and always matches.
+    research stored without a symbol is market-wide and always matches. The queries are
+    built once at import: each decision runs them, and building them cost more than running.
     """
 
     def __init__(self, session_factory: sessionmaker[Session], as_of: int) -> None:
@@ -32,20 +80,15 @@ class StoredMarketView:
 
     def news(self, symbol: str, limit: int) -> list[NewsItem]:
         """The newest ``limit`` items published by as_of that mention the symbol or its asset."""
-        mentions = sa.or_(
-            *(
-                NewsItemRow.symbols.contains(json.dumps(name), autoescape=True)
-                for name in _names(symbol)
-            )
-        )
-        query = (
-            sa.select(NewsItemRow)
-            .where(NewsItemRow.published_at <= self._as_of, mentions)
-            .order_by(NewsItemRow.published_at.desc(), NewsItemRow.id.desc())
-            .limit(limit)
-        )
+        names = _names(symbol)
+        parameters = {
+            "as_of": self._as_of,
+            "symbol_pattern": _contains_pattern(json.dumps(names[0])),
+            "base_pattern": _contains_pattern(json.dumps(names[-1])),
+            "limit": limit,
+        }
         with self._session_factory() as session:
-            rows = session.scalars(query).all()
+            rows = session.connection().execute(NEWS_QUERY, parameters).all()
         return [
             NewsItem(
                 source=row.source,
@@ -61,40 +104,16 @@ class StoredMarketView:
     def research(self, symbol: str) -> list[ResearchObservation]:
         """The newest observation fetched by as_of of each source, metric and symbol that
         concerns ``symbol``: older values of a metric are history, not context."""
-        table = ResearchObservationRow
-        newest_first = sa.func.row_number().over(
-            partition_by=(table.source, table.metric, table.symbol),
-            order_by=(table.fetched_at.desc(), table.id.desc()),
-        )
-        ranked = (
-            sa.select(
-                table.source,
-                table.metric,
-                table.symbol,
-                table.value,
-                table.fetched_at,
-                newest_first.label("rank"),
-            )
-            .where(
-                table.fetched_at <= self._as_of,
-                sa.or_(table.symbol.is_(None), table.symbol.in_(_names(symbol))),
-            )
-            .subquery()
-        )
-        query = (
-            sa.select(
-                ranked.c.source,
-                ranked.c.metric,
-                ranked.c.symbol,
-                ranked.c.value,
-                ranked.c.fetched_at,
-            )
-            .where(ranked.c.rank == 1)
-            .order_by(ranked.c.source, ranked.c.metric, ranked.c.symbol.nulls_first())
-        )
+        parameters = {"as_of": self._as_of, "names": list(_names(symbol))}
         with self._session_factory() as session:
-            rows = session.execute(query).all()
+            rows = session.connection().execute(RESEARCH_QUERY, parameters).all()
         return [ResearchObservation.model_validate(row._asdict()) for row in rows]
+
+
+def _contains_pattern(text: str) -> str:
+    """A LIKE pattern matching ``text`` anywhere, with "/" escaping LIKE's wildcards."""
+    escaped = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"%{escaped}%"
 
 
 def _names(symbol: str) -> tuple[str, ...]:

@@ -33,15 +33,19 @@ class SafetyEventDraft:
     at_ms: int
 
 
+def event_values(event: SafetyEventDraft, decision_id: str | None = None) -> dict[str, Any]:
+    """The row's column values; ``detail`` must be JSON without NaN or infinity."""
+    return {
+        "at": event.at_ms,
+        "kind": event.kind,
+        "symbol": event.symbol,
+        "decision_id": decision_id,
+        "detail": canonical_json(event.detail).decode(),
+    }
+
+
 def event_row(event: SafetyEventDraft, decision_id: str | None = None) -> SafetyEventRow:
-    """``detail`` must be JSON without NaN or infinity."""
-    return SafetyEventRow(
-        at=event.at_ms,
-        kind=event.kind,
-        symbol=event.symbol,
-        decision_id=decision_id,
-        detail=canonical_json(event.detail).decode(),
-    )
+    return SafetyEventRow(**event_values(event, decision_id))
 
 
 class SafetyEventStore:

@@ -326,25 +326,19 @@ def test_decisions_list_newest_first_by_page_and_symbol(database: Database) -> N
 def test_a_failure_among_the_debate_turns_leaves_no_decision(database: Database) -> None:
     store = DecisionStore(database.session_factory)
     statements: list[str] = []
-    turns_seen = 0
 
-    def record_statement(*args: Any) -> None:
-        statements.append(args[2])  # (connection, cursor, statement, ...)
+    def fail_on_the_turns(*args: Any) -> None:
+        statement = args[2]  # (connection, cursor, statement, ...)
+        statements.append(statement)
+        if statement.startswith("INSERT INTO debate_turns"):
+            raise RuntimeError("disk full while writing the debate turns")
 
-    def fail_on_third_turn(*_args: Any) -> None:
-        nonlocal turns_seen
-        turns_seen += 1
-        if turns_seen == 3:
-            raise RuntimeError("disk full while writing debate turn 3")
-
-    sa.event.listen(database.engine, "before_cursor_execute", record_statement)
-    sa.event.listen(DebateTurnRow, "before_insert", fail_on_third_turn)
+    sa.event.listen(database.engine, "before_cursor_execute", fail_on_the_turns)
     try:
-        with pytest.raises(RuntimeError, match="debate turn 3"):
+        with pytest.raises(RuntimeError, match="debate turns"):
             store.save(make_decision("doomed", turns=5))
     finally:
-        sa.event.remove(DebateTurnRow, "before_insert", fail_on_third_turn)
-        sa.event.remove(database.engine, "before_cursor_execute", record_statement)
+        sa.event.remove(database.engine, "before_cursor_execute", fail_on_the_turns)
 
     # The decision row had been sent to the database before the failure, and was rolled back.
     assert any(statement.startswith("INSERT INTO decisions") for statement in statements)

@@ -1,0 +1,184 @@
+"""Orders and fills, written inside the caller's transaction; rows are never deleted.
+
+An order is numbered from the journal in the same guarded transaction that read the control
+state (see storage.journal), so its number orders it against every control change. An order
+leaves ``open`` only through ``close_order``, which changes it only while it is still open:
+a fill and a cancellation racing for the same order cannot both win.
+
+Also here: the candle prices the paper book fills and is marked at.
+"""
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from core.timeframes import timeframe_ms
+from storage.journal import next_journal_seq
+from storage.models import CandleRow, FillRow, InstrumentRow, OrderRow
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    """An order to store: ``open``, or ``rejected`` with the reason (sizes, minimums)."""
+
+    id: str
+    client_order_id: str
+    decision_id: str | None
+    broker: str
+    symbol: str
+    timeframe: str
+    side: Literal["buy", "sell"]
+    quantity: float
+    reference_price: float
+    reduce_only: bool
+    status: Literal["open", "rejected"]
+    reason: str
+    not_before: int
+
+
+@dataclass(frozen=True)
+class StoredFill:
+    """A fill, with the timeframe of its order: the candle series its position is marked on."""
+
+    id: int
+    order_id: str
+    symbol: str
+    timeframe: str
+    side: str
+    quantity: float
+    price: float
+    fee: float
+    slippage_fraction: float
+    filled_at: int
+
+
+def add_order(session: Session, order: NewOrder, at_ms: int) -> OrderRow:
+    """Store ``order`` with the next journal number. The caller holds the control guard."""
+    row = OrderRow(
+        **asdict(order),
+        journal_seq=next_journal_seq(session, "order", at_ms),
+        created_at=at_ms,
+        updated_at=at_ms,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def order_by_client_id(session: Session, client_order_id: str) -> OrderRow | None:
+    return session.scalar(sa.select(OrderRow).where(OrderRow.client_order_id == client_order_id))
+
+
+def open_orders(session: Session, broker: str) -> list[OrderRow]:
+    """The broker's open orders, in journal order."""
+    return list(
+        session.scalars(
+            sa.select(OrderRow)
+            .where(OrderRow.broker == broker, OrderRow.status == "open")
+            .order_by(OrderRow.journal_seq)
+        )
+    )
+
+
+def close_order(
+    session: Session,
+    order_id: str,
+    status: Literal["filled", "cancelled"],
+    reason: str,
+    at_ms: int,
+) -> bool:
+    """Move an order from open to ``status``; False when it was no longer open.
+
+    One conditional UPDATE: on PostgreSQL it waits for a concurrent change of the same row
+    and then re-reads its status, so exactly one of two racing closes succeeds.
+    """
+    result = session.execute(
+        sa.update(OrderRow)
+        .where(OrderRow.id == order_id, OrderRow.status == "open")
+        .values(status=status, reason=reason, updated_at=at_ms)
+        .execution_options(synchronize_session=False)
+    )
+    return cast(sa.CursorResult[Any], result).rowcount == 1
+
+
+def add_fill(session: Session, fill: FillRow) -> None:
+    session.add(fill)
+    session.flush()
+
+
+def fills(
+    session: Session, broker: str, *, symbol: str | None = None, until_ms: int | None = None
+) -> list[StoredFill]:
+    """The broker's fills in id order (the order the book replays them in), optionally of one
+    symbol and filled no later than ``until_ms``."""
+    query = (
+        sa.select(FillRow, OrderRow.timeframe)
+        .join(OrderRow, FillRow.order_id == OrderRow.id)
+        .where(OrderRow.broker == broker)
+        .order_by(FillRow.id)
+    )
+    if symbol is not None:
+        query = query.where(FillRow.symbol == symbol)
+    if until_ms is not None:
+        query = query.where(FillRow.filled_at <= until_ms)
+    return [
+        StoredFill(
+            id=fill.id,
+            order_id=fill.order_id,
+            symbol=fill.symbol,
+            timeframe=timeframe,
+            side=fill.side,
+            quantity=fill.quantity,
+            price=fill.price,
+            fee=fill.fee,
+            slippage_fraction=fill.slippage_fraction,
+            filled_at=fill.filled_at,
+        )
+        for fill, timeframe in session.execute(query).tuples()
+    ]
+
+
+# --- instruments and candle prices ----------------------------------------------------------
+
+
+def instrument(session: Session, symbol: str, *, lock: bool = False) -> InstrumentRow | None:
+    """The instrument with its precision and minimums. ``lock`` (PostgreSQL; SQLite's guarded
+    transactions are serial already) holds its row until commit, serialising fills of the
+    symbol so each one sees the position the previous one left."""
+    query = sa.select(InstrumentRow).where(InstrumentRow.symbol == symbol)
+    return session.scalar(query.with_for_update() if lock else query)
+
+
+def _series(symbol: str, timeframe: str) -> sa.ColumnElement[bool]:
+    instrument_id = (
+        sa.select(InstrumentRow.id).where(InstrumentRow.symbol == symbol).scalar_subquery()
+    )
+    return sa.and_(CandleRow.instrument_id == instrument_id, CandleRow.timeframe == timeframe)
+
+
+def first_candle_opening(
+    session: Session, symbol: str, timeframe: str, from_ms: int, to_ms: int
+) -> CandleRow | None:
+    """The first stored candle opening within [from_ms, to_ms]."""
+    return session.scalar(
+        sa.select(CandleRow)
+        .where(_series(symbol, timeframe), CandleRow.open_time.between(from_ms, to_ms))
+        .order_by(CandleRow.open_time)
+        .limit(1)
+    )
+
+
+def last_closed_candle(
+    session: Session, symbol: str, timeframe: str, at_ms: int
+) -> CandleRow | None:
+    """The newest stored candle closed by ``at_ms`` (open time + timeframe ≤ at_ms)."""
+    return session.scalar(
+        sa.select(CandleRow)
+        .where(
+            _series(symbol, timeframe), CandleRow.open_time <= at_ms - timeframe_ms(timeframe)
+        )
+        .order_by(CandleRow.open_time.desc())
+        .limit(1)
+    )
