@@ -1,7 +1,7 @@
 """The `sigmax` command line: demo, data import, decide, and reading decisions back."""
 
+import getpass
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,10 +12,12 @@ from api.render import render_decision
 from core.decision import Decision
 from core.settings import Settings, validate_symbol
 from core.timeframes import floor_to, format_timestamp, now_ms, parse_timestamp, timeframe_ms
+from execution.paper import PaperBroker
 from graph.engine import DecisionEngine
 from ingestion.candle_file import CandleFileError
 from ingestion.importer import import_candle_file
 from ingestion.sim_feed import RealDataPresentError, extend_simulation
+from safety.control import ControlError, ControlService
 from storage.candles import CandleConflictError, CandleStore
 from storage.decisions import DecisionStore
 from storage.engine import Database, open_database
@@ -140,9 +142,18 @@ def import_command(context: Context, file: Path, symbol: str, timeframe: str) ->
 @click.option("--timeframe", default="5m", show_default=True, callback=_timeframe)
 @click.option("--as-of", "as_of", callback=_timestamp, help="ISO-8601 UTC or epoch ms; default now")
 @click.option("--json", "as_json", is_flag=True, help="Print the full decision record as JSON.")
+@click.option("--no-orders", is_flag=True, help="Decide only: send no order to the paper broker.")
 @pass_context
-def decide(context: Context, symbol: str, timeframe: str, as_of: int | None, as_json: bool) -> None:
-    """Decide buy, sell or hold for SYMBOL from the candles closed by --as-of, and store it."""
+def decide(
+    context: Context,
+    symbol: str,
+    timeframe: str,
+    as_of: int | None,
+    as_json: bool,
+    no_orders: bool,
+) -> None:
+    """Decide buy, sell or hold for SYMBOL from the candles closed by --as-of, store it, and
+    send what the gate approves to the paper broker (it fills at the next candle's open)."""
     store = CandleStore(context.database.session_factory)
     if store.coverage(symbol, timeframe) is None:
         raise click.ClickException(
@@ -150,7 +161,8 @@ def decide(context: Context, symbol: str, timeframe: str, as_of: int | None, as_
             f"`sigmax data import FILE --symbol {symbol} --timeframe {timeframe}`"
         )
     engine = DecisionEngine(context.settings, context.database)
-    decision = engine.decide(symbol, timeframe, as_of if as_of is not None else now_ms())
+    moment = as_of if as_of is not None else now_ms()
+    decision = engine.decide(symbol, timeframe, moment, place_orders=not no_orders)
     _print(decision, as_json)
 
 
@@ -188,6 +200,99 @@ def show_decision(context: Context, decision_id: str, as_json: bool) -> None:
     _print(decision, as_json)
 
 
+def _actor(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
+    """Who acts: given, or the operating-system user running the command."""
+    return value or f"cli:{getpass.getuser()}"
+
+
+def _control(context: Context) -> ControlService:
+    database = context.database
+    return ControlService(database, PaperBroker(database, context.settings.paper), context.settings)
+
+
+actor_option = click.option(
+    "--actor", callback=_actor, help="Who acts (recorded); default: cli:<your user name>."
+)
+symbol_scope_option = click.option(
+    "--symbol",
+    callback=lambda c, p, v: v and _symbol(c, p, v),
+    default=None,
+    help="Only this symbol (default: everything).",
+)
+
+
+@cli.command()
+@click.option("--reason", required=True, help="Why: recorded with the HALTED state.")
+@click.option("--close-positions", is_flag=True, help="Also close every position reduce-only.")
+@actor_option
+@pass_context
+def panic(context: Context, reason: str, close_positions: bool, actor: str) -> None:
+    """HALT everything now: persist HALTED, cancel open orders, optionally close positions."""
+    report = _control(context).panic(actor, reason, now_ms(), close_positions=close_positions)
+    click.echo("already HALTED" if report.already_halted else "HALTED")
+    for step in report.steps:
+        mark = "ok  " if step.ok else "FAIL"
+        error = f" — {step.error}" if step.error else ""
+        click.echo(f"  {mark} {step.name} after {step.elapsed_ms:.1f} ms: {step.detail}{error}")
+    click.echo("nothing new goes out until `sigmax resume --reason ...`")
+    if not report.ok:
+        raise click.ClickException("some panic steps failed (see above); HALTED still holds")
+
+
+@cli.command()
+@click.option("--reason", required=True, help="Why: recorded with the PAUSED state.")
+@symbol_scope_option
+@actor_option
+@pass_context
+def pause(context: Context, reason: str, symbol: str | None, actor: str) -> None:
+    """PAUSE: no new entries, exits still allowed, until a resume."""
+    try:
+        state = _control(context).pause(actor, reason, now_ms(), symbol=symbol)
+    except ControlError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{_scope_name(symbol)} PAUSED since {format_timestamp(state.since or 0)}")
+
+
+@cli.command()
+@click.option("--reason", required=True, help="Why trading may go on: recorded.")
+@click.option("--force", is_flag=True, help="Resume even during an auto-pause's cool-down.")
+@symbol_scope_option
+@actor_option
+@pass_context
+def resume(context: Context, reason: str, force: bool, symbol: str | None, actor: str) -> None:
+    """Lift a PAUSE or a HALT (a person's decision: actor and reason are recorded)."""
+    try:
+        state = _control(context).resume(actor, reason, now_ms(), force=force, symbol=symbol)
+    except (ControlError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{_scope_name(symbol)} {state.state} ({state.reason})")
+
+
+@cli.command()
+@pass_context
+def status(context: Context) -> None:
+    """Control state, since when and why, held-back symbols, open positions, today's PnL."""
+    report = _control(context).status(now_ms())
+    control = report.control
+    since = format_timestamp(control.since) if control.since is not None else "never changed"
+    click.echo(f"state: {control.state} since {since} ({control.reason}; by {control.actor})")
+    for held_back in report.symbols_not_active:
+        click.echo(f"  {held_back.symbol}: {held_back.state} ({held_back.reason})")
+    click.echo(f"open orders: {report.open_orders}")
+    click.echo(f"open positions: {len(report.holdings)}")
+    for holding in report.holdings:
+        click.echo(
+            f"  {holding.symbol}: {holding.quantity:.8g} at mark {holding.mark_price:.8g}, "
+            f"value {holding.value:.2f}, unrealised {holding.unrealised_pnl:+.2f}"
+        )
+    pnl = ", ".join(f"{quote} {value:+.2f}" for quote, value in sorted(report.today_pnl.items()))
+    click.echo(f"today's PnL: {pnl or 'none'}")
+
+
+def _scope_name(symbol: str | None) -> str:
+    return symbol or "trading"
+
+
 def _print(decision: Decision, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(decision.model_dump(mode="json"), indent=2))
@@ -196,4 +301,4 @@ def _print(decision: Decision, as_json: bool) -> None:
 
 
 def main() -> None:
-    sys.exit(cli.main(standalone_mode=True))
+    cli()

@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -38,17 +37,13 @@ from typing import Any
 import numpy as np
 
 from core.decision import Decision
-from core.hashing import hash_json
 from core.settings import Settings
-from core.timeframes import format_timestamp, now_ms, parse_timestamp, timeframe_ms
+from core.timeframes import format_timestamp, parse_timestamp, timeframe_ms
 from graph.builder import STEPS
 from graph.engine import DecisionEngine
-from graph.record import build_decision
-from graph.state import DecisionRequest, DecisionServices, DecisionState
+from graph.state import DecisionState
 from ingestion.sim import simulate_candles
-from safety.events import gate_events
 from storage.candles import CandleStore
-from storage.decisions import DecisionStore
 from storage.engine import Database, open_database
 
 TIMEFRAME = "5m"
@@ -103,63 +98,28 @@ class Samples:
 
     total_ms: list[float] = field(default_factory=list)
     nodes_ms: dict[str, list[float]] = field(default_factory=dict)
-    phases_ms: dict[str, list[float]] = field(default_factory=dict)
 
-    def add(self, total_ms: float, decision: Decision, phases: dict[str, float]) -> None:
+    def add(self, total_ms: float, decision: Decision) -> None:
         self.total_ms.append(total_ms)
         for name, value in decision.timings_ms.items():
             self.nodes_ms.setdefault(name, []).append(value)
-        for name, value in phases.items():
-            self.phases_ms.setdefault(name, []).append(value)
 
     def median_node(self, name: str) -> float:
         return statistics.median(self.nodes_ms[name])
 
-    def median_phase(self, name: str) -> float:
-        return statistics.median(self.phases_ms[name])
 
+class PlainDecider(DecisionEngine):
+    """DecisionEngine with the same STEPS called in order on a dict, each timed like
+    TimedNode does, instead of the LangGraph graph: everything around them is the same."""
 
-class PlainDecider:
-    """DecisionEngine.decide_async without LangGraph: the STEPS in order on a dict, each
-    timed like TimedNode does, then the same record, safety events and transaction."""
-
-    def __init__(self, settings: Settings, database: Database, services: DecisionServices) -> None:
-        self._services = services
-        self._decisions = DecisionStore(database.session_factory)
-        self._config_hash = hash_json(settings.decision_config())
-        self.phases_ms: dict[str, float] = {}
-
-    def decide(self, symbol: str, timeframe: str, as_of: int) -> Decision:
-        request = DecisionRequest(
-            symbol=symbol, timeframe=timeframe, timeframe_ms=timeframe_ms(timeframe), as_of=as_of
-        )
-        timings: dict[str, float] = {}
-        state: DecisionState = {"request": request, "timings_ms": timings}
-        started = time.perf_counter()
+    async def run_steps(self, state: DecisionState) -> DecisionState:
+        timings = state["timings_ms"]
         for name, step in STEPS:
             step_started = time.perf_counter()
-            update = step(state, self._services)
+            update = step(state, self.services)
             timings[name] = (time.perf_counter() - step_started) * 1000.0
             state.update(update)
-        steps_done = time.perf_counter()
-        timings["graph"] = (steps_done - started) * 1000.0
-        created_at = now_ms()
-        decision = build_decision(
-            state,
-            decision_id=str(uuid.uuid4()),
-            created_at=created_at,
-            mode=None,
-            config_hash=self._config_hash,
-        )
-        events = gate_events(symbol, decision.proposal, decision.safety, created_at)
-        recorded = time.perf_counter()
-        self._decisions.save(decision, events)
-        saved = time.perf_counter()
-        self.phases_ms = {
-            "record": (recorded - steps_done) * 1000.0,
-            "persist": (saved - recorded) * 1000.0,
-        }
-        return decision
+        return state
 
 
 @dataclass(frozen=True)
@@ -187,7 +147,7 @@ def prepare(home: Path, config: RunConfig) -> tuple[Bench, float]:
         store.insert_candles(simulate_candles(symbol, TIMEFRAME, START, config.bars, SEED))
     as_of = START + config.bars * timeframe_ms(TIMEFRAME)  # the close of the last bar
     engine = DecisionEngine(settings, database)
-    plain = PlainDecider(settings, database, engine.services)
+    plain = PlainDecider(settings, database)
     bench = Bench(settings, database, engine, plain, symbols, as_of)
     return bench, time.perf_counter() - started
 
@@ -220,7 +180,7 @@ def single_decisions(bench: Bench, config: RunConfig) -> dict[str, Samples]:
             decision = engine.decide(symbol, TIMEFRAME, as_of)
             elapsed = (time.perf_counter() - started) * 1000.0
             if keep:
-                results["sync"].add(elapsed, decision, {})
+                results["sync"].add(elapsed, decision)
 
     async def run_in_loop(count: int, keep: bool) -> None:
         # The service's shape: one running loop, decisions awaited one after another. The
@@ -231,12 +191,12 @@ def single_decisions(bench: Bench, config: RunConfig) -> dict[str, Samples]:
             decision = await engine.decide_async(symbol, TIMEFRAME, as_of)
             elapsed = (time.perf_counter() - started) * 1000.0
             if keep:
-                results["async"].add(elapsed, decision, {})
+                results["async"].add(elapsed, decision)
             started = time.perf_counter()
-            decision = plain.decide(symbol, TIMEFRAME, as_of)
+            decision = await plain.decide_async(symbol, TIMEFRAME, as_of)
             elapsed = (time.perf_counter() - started) * 1000.0
             if keep:
-                results["plain"].add(elapsed, decision, plain.phases_ms)
+                results["plain"].add(elapsed, decision)
 
     run_sync(config.warmup, keep=False)
     asyncio.run(run_in_loop(config.warmup, keep=False))
@@ -381,8 +341,6 @@ def report(
             "graph_invoke": graph_invoke,
             "langgraph_machinery": graph_invoke - graph_steps,
             "outside_graph": outside_graph,
-            "plain_record": plain_nodes.median_phase("record"),
-            "plain_persist": plain_nodes.median_phase("persist"),
         },
         "cycle_s": {name: asdict(value) for name, value in cycle.items()},
         "pass": {
@@ -418,7 +376,7 @@ def render(result: dict[str, Any]) -> str:
     rows = (
         ("engine.decide (asyncio.run per call)", "sync", f"p50 <= {TARGET_P50_MS:g} ms"),
         ("await engine.decide_async (one loop)", "async", f"p50 <= {TARGET_P50_MS:g} ms"),
-        ("plain Python: STEPS + record + save", "plain", None),
+        ("plain Python: same steps, same engine", "plain", None),
     )
     for label, key, target in rows:
         s = single[key]
@@ -442,10 +400,7 @@ def render(result: dict[str, Any]) -> str:
         f"{brk['sum_of_nodes']['plain']:>8.3f}",
         f"  {'graph.ainvoke (timings_ms.graph)':<44}{brk['graph_invoke']:>8.3f}",
         f"  {'LangGraph machinery (ainvoke - nodes)':<44}{brk['langgraph_machinery']:>8.3f}",
-        f"  {'record + safety events + save (after graph)':<44}{brk['outside_graph']:>8.3f}"
-        f"{brk['plain_record'] + brk['plain_persist']:>8.3f}",
-        f"  {'  of which build_decision + gate_events':<44}{'':>8}{brk['plain_record']:>8.3f}",
-        f"  {'  of which DecisionStore.save (1 txn)':<44}{'':>8}{brk['plain_persist']:>8.3f}",
+        f"  {'fills, cool-downs, record, save, pauses':<44}{brk['outside_graph']:>8.3f}",
         "",
         f"{c['symbols']}-symbol cycle, sequential, same as_of (seconds, {c['cycles']} cycles)",
         f"  {'path':<44}{'median':>8}{'min':>8}{'max':>8}   target",

@@ -1,4 +1,5 @@
-"""The StateGraph: gather → (bull ‖ bear ‖ researcher) → debate → (rl ‖ sentiment) → fuse → gate.
+"""The StateGraph: gather → (bull ‖ bear ‖ researcher) → debate → (rl ‖ sentiment) → fuse →
+gate → execute.
 
 Nodes are coroutines on purpose: LangGraph runs parallel sync nodes on a thread pool, which
 costs about 1 ms per decision here, while the work in each node is a fraction of that.
@@ -27,6 +28,7 @@ STEPS: tuple[tuple[str, NodeFunction], ...] = (
     ("sentiment", nodes.sentiment),
     ("fuse", nodes.fusion),
     ("gate", nodes.gate),
+    ("execute", nodes.execute),
 )
 
 
@@ -58,5 +60,6 @@ def build_graph(services: DecisionServices) -> Any:
     graph.add_edge("debate", "sentiment")
     graph.add_edge(["rl", "sentiment"], "fuse")
     graph.add_edge("fuse", "gate")
-    graph.add_edge("gate", END)
+    graph.add_edge("gate", "execute")
+    graph.add_edge("execute", END)
     return graph.compile()

@@ -1,6 +1,12 @@
-"""``decide(symbol, as_of)``: the one decision path live trading, replay and backtest share."""
+"""``decide(symbol, as_of)``: the one decision path live trading, replay and backtest share.
+
+Around the graph, at the decision's own clock (as_of): fills due by then are booked and
+ended cool-downs lifted before it runs; after it, the record and the safety events it
+raised are stored in one transaction, then any tripped trigger pauses its scope.
+"""
 
 import asyncio
+import contextlib
 import time
 import uuid
 
@@ -8,62 +14,148 @@ from core.decision import Decision, Mode
 from core.hashing import hash_json
 from core.settings import Settings
 from core.timeframes import now_ms, timeframe_ms
+from execution.broker import FillView
+from execution.paper import PaperBroker
 from graph.builder import build_graph
 from graph.record import build_decision
-from graph.state import ControlView, DecisionRequest, DecisionServices, PositionView
+from graph.state import (
+    BookInputs,
+    ControlView,
+    DecisionRequest,
+    DecisionServices,
+    DecisionState,
+)
+from safety.control import ControlError, ControlService
 from safety.events import gate_events
+from safety.triggers import Trip
+from storage import orders
+from storage.api_errors import ApiErrorStore
 from storage.control import ControlStore
 from storage.decisions import DecisionStore
 from storage.engine import Database
 from storage.market_view import StoredMarketView
 
-# No broker is attached in this engine version, so nothing is ever held.
-FLAT = PositionView(fraction=0.0, source="no broker attached: nothing held")
+MINUTE_MS = 60_000
+
+
+def fills_between(
+    database: Database, broker: str, after_ms: int | None, until_ms: int
+) -> tuple[FillView, ...]:
+    """The broker's fills in (after_ms, until_ms]; all up to until_ms when after_ms is None."""
+    with database.session_factory() as session:
+        stored = orders.fills(session, broker, until_ms=until_ms)
+    return tuple(
+        FillView(
+            order_id=fill.order_id,
+            symbol=fill.symbol,
+            side="buy" if fill.side == "buy" else "sell",
+            quantity=fill.quantity,
+            price=fill.price,
+            fee=fill.fee,
+            slippage_fraction=fill.slippage_fraction,
+            filled_at=fill.filled_at,
+        )
+        for fill in stored
+        if after_ms is None or fill.filled_at > after_ms
+    )
 
 
 class DecisionEngine:
     """Builds the graph once; each call reads through MarketView(as_of), decides, persists."""
 
-    def __init__(self, settings: Settings, database: Database) -> None:
+    def __init__(
+        self, settings: Settings, database: Database, broker: PaperBroker | None = None
+    ) -> None:
         self._settings = settings
         self._decisions = DecisionStore(database.session_factory)
+        self.broker = broker or PaperBroker(database, settings.paper)
+        self.control = ControlService(database, self.broker, settings)
         control = ControlStore(database)
+        api_errors = ApiErrorStore(database.session_factory)
+        window_ms = settings.safety.api_error_window_seconds * 1000
 
         def control_view(symbol: str) -> ControlView:
             current = control.current(symbol)
             return ControlView(state=current.state, reason=current.reason)
 
-        services = DecisionServices(
+        def book(request: DecisionRequest) -> BookInputs:
+            previous = self._decisions.previous_as_of(
+                request.symbol, request.timeframe, request.as_of
+            )
+            return BookInputs(
+                portfolio=self.broker.portfolio(request.as_of),
+                new_fills=fills_between(database, self.broker.name, previous, request.as_of),
+                previous_decision_at=previous,
+                api_error_times=tuple(
+                    api_errors.times_since(request.as_of - window_ms, request.as_of)
+                ),
+            )
+
+        self.services = DecisionServices(
             settings=settings,
             market_view=lambda as_of: StoredMarketView(database.session_factory, as_of),
             control=control_view,
-            position=lambda _symbol: FLAT,
+            book=book,
+            broker=self.broker,
         )
-        self.services = services
-        self._graph = build_graph(services)
+        self._graph = build_graph(self.services)
         self._config_hash = hash_json(settings.decision_config())
 
     async def decide_async(
-        self, symbol: str, timeframe: str, as_of: int, mode: Mode | None = None
+        self,
+        symbol: str,
+        timeframe: str,
+        as_of: int,
+        mode: Mode | None = None,
+        place_orders: bool = True,
     ) -> Decision:
+        self.broker.process_fills(as_of)
+        self.control.auto_resume_due(as_of)
         request = DecisionRequest(
-            symbol=symbol, timeframe=timeframe, timeframe_ms=timeframe_ms(timeframe), as_of=as_of
+            decision_id=str(uuid.uuid4()),
+            symbol=symbol,
+            timeframe=timeframe,
+            timeframe_ms=timeframe_ms(timeframe),
+            as_of=as_of,
+            mode=mode,
+            place_orders=place_orders,
         )
         started = time.perf_counter()
-        state = await self._graph.ainvoke({"request": request, "timings_ms": {}})
+        state = await self.run_steps({"request": request, "timings_ms": {}})
         state["timings_ms"]["graph"] = (time.perf_counter() - started) * 1000.0
         created_at = now_ms()
-        decision = build_decision(
-            state,
-            decision_id=str(uuid.uuid4()),
-            created_at=created_at,
-            mode=mode,
-            config_hash=self._config_hash,
-        )
+        decision = build_decision(state, created_at=created_at, config_hash=self._config_hash)
         events = gate_events(symbol, decision.proposal, decision.safety, created_at)
         self._decisions.save(decision, events)
+        for trip in state["triggers"].trips:
+            self._pause_for(trip, as_of)
         return decision
 
-    def decide(self, symbol: str, timeframe: str, as_of: int, mode: Mode | None = None) -> Decision:
+    async def run_steps(self, state: DecisionState) -> DecisionState:
+        """The decision's steps: the compiled graph (the benchmark swaps in a plain loop)."""
+        result: DecisionState = await self._graph.ainvoke(state)
+        return result
+
+    def decide(
+        self,
+        symbol: str,
+        timeframe: str,
+        as_of: int,
+        mode: Mode | None = None,
+        place_orders: bool = True,
+    ) -> Decision:
         """Synchronous entry point for the CLI and scripts (runs its own event loop)."""
-        return asyncio.run(self.decide_async(symbol, timeframe, as_of, mode))
+        return asyncio.run(self.decide_async(symbol, timeframe, as_of, mode, place_orders))
+
+    def _pause_for(self, trip: Trip, as_of: int) -> None:
+        """A tripped trigger pauses its scope until its cool-down ends (HALTED stays HALTED)."""
+        cool_down_ms = self._settings.limits.cool_down_minutes * MINUTE_MS
+        # Under HALTED the pause is refused: HALTED is stricter, and a pause would lift it.
+        with contextlib.suppress(ControlError):
+            self.control.pause(
+                actor=f"trigger:{trip.name}",
+                reason=trip.reason,
+                now_ms=as_of,
+                symbol=trip.symbol if trip.scope == "symbol" else None,
+                cool_down_until=as_of + cool_down_ms,
+            )

@@ -7,14 +7,19 @@ what the graph machinery itself costs.
 from agents.bear import bear_arguments
 from agents.bull import bull_arguments
 from agents.researcher import research_brief
-from core.decision import Abstained, RLSignal, SentimentSignal
+from core.candles import CandleWindow
+from core.decision import Abstained, Execution, Mode, RLSignal, SentimentSignal
 from core.evidence import ResearchBrief
 from core.market_features import market_snapshot
+from core.sentiment import decayed_sentiment
 from core.timeframes import format_timestamp
+from execution.accounting import quote_of
+from execution.broker import OrderRequest
 from graph.debate import run_debate
 from graph.fusion import fuse
 from graph.state import DecisionServices, DecisionState, MarketInputs
 from safety.gate import GateInputs, MarketDataStatus, evaluate
+from safety.triggers import DailyEquity, TriggerInputs, evaluate_triggers
 
 NEWS_LIMIT = 200
 
@@ -31,12 +36,19 @@ def gather(state: DecisionState, services: DecisionServices) -> DecisionState:
         snapshot_error = f"indicators unavailable: {error}"
     market = MarketInputs(
         window=window,
+        mode=request.mode or mode_for(window),
         snapshot=snapshot,
         snapshot_error=snapshot_error,
         news=tuple(view.news(request.symbol, NEWS_LIMIT)),
         research=tuple(view.research(request.symbol)),
     )
     return {"market": market}
+
+
+def mode_for(window: CandleWindow) -> Mode:
+    """Simulated candles make a `sim` decision; anything else decided here is a replay."""
+    sources = window.sources
+    return "sim" if sources and all(source == "sim" for source in sources) else "replay"
 
 
 def bull(state: DecisionState, _services: DecisionServices) -> DecisionState:
@@ -74,18 +86,18 @@ def rl(_state: DecisionState, _services: DecisionServices) -> DecisionState:
 
 
 def sentiment(state: DecisionState, _services: DecisionServices) -> DecisionState:
+    """The time-decayed mean of the stored news scores; abstains, saying why, without any."""
     request, market = state["request"], state["market"]
+    reading = decayed_sentiment(market.news, request.as_of)
+    if reading is not None:
+        return {"sentiment": reading}
     until = format_timestamp(request.as_of)
-    signal: SentimentSignal
-    if not market.news:
-        signal = Abstained(reason=f"no news stored for {request.symbol} up to {until}")
-    else:
-        signal = Abstained(
-            reason=(
-                f"{len(market.news)} news items stored up to {until}, but this engine "
-                "version has no sentiment model to score them"
-            )
-        )
+    reason = (
+        f"no news stored for {request.symbol} up to {until}"
+        if not market.news
+        else f"{len(market.news)} news items up to {until}, none scored in the last 24 h"
+    )
+    signal: SentimentSignal = Abstained(reason=reason)
     return {"sentiment": signal}
 
 
@@ -98,9 +110,33 @@ def fusion(state: DecisionState, services: DecisionServices) -> DecisionState:
 
 
 def gate(state: DecisionState, services: DecisionServices) -> DecisionState:
+    """Read the book, run the auto-pause triggers, then every pre-trade check."""
     request, market = state["request"], state["market"]
+    settings = services.settings
+    book = services.book(request)
+    quote = quote_of(request.symbol)
+    currency = book.portfolio.currencies.get(quote)
+    equity = DailyEquity(
+        quote=quote,
+        at_day_start=currency.day_start_equity if currency else 0.0,
+        now=currency.equity if currency else 0.0,
+    )
+    triggers = evaluate_triggers(
+        TriggerInputs(
+            symbol=request.symbol,
+            as_of=request.as_of,
+            previous_check_ms=book.previous_decision_at,
+            closed_trades=book.portfolio.closed_trades,
+            equity=equity,
+            api_error_times=book.api_error_times,
+            news=market.news,
+            candles=market.window,
+            fills=book.new_fills,
+        ),
+        settings.limits,
+        settings.safety,
+    )
     control = services.control(request.symbol)
-    position = services.position(request.symbol)
     data = MarketDataStatus(
         as_of=request.as_of,
         timeframe_ms=request.timeframe_ms,
@@ -113,7 +149,52 @@ def gate(state: DecisionState, services: DecisionServices) -> DecisionState:
         control_state=control.state,
         control_reason=control.reason,
         data=data,
-        position_fraction=position.fraction,
-        position_source=position.source,
+        position_fraction=book.portfolio.position_fraction(request.symbol),
+        position_source=f"{services.broker.name} book",
+        exposure_fraction=book.portfolio.exposure_fraction(quote),
+        equity=equity.now,
+        mode=market.mode,
+        live_notional_today=0.0,  # no live broker in this version: nothing spent live
+        triggers=triggers,
     )
-    return {"safety": evaluate(inputs, services.settings.limits)}
+    safety = evaluate(inputs, settings.limits, settings.safety)
+    return {"book": book, "triggers": triggers, "safety": safety}
+
+
+def execute(state: DecisionState, services: DecisionServices) -> DecisionState:
+    """Send what the gate let through to the broker, which re-checks the control state."""
+    request, safety = state["request"], state["safety"]
+    if safety.verdict == "blocked":
+        failed = ", ".join(check.name for check in safety.checks if not check.passed)
+        return {"execution": Execution(status="not_executed", reason=f"blocked: {failed}")}
+    if safety.action == "hold":
+        return {"execution": Execution(status="not_executed", reason="hold: nothing to do")}
+    if not request.place_orders:
+        reason = "decide-only run: no order sent"
+        return {"execution": Execution(status="not_executed", reason=reason)}
+    reference = state["market"].window.close[-1]
+    outcome = services.broker.submit(
+        OrderRequest(
+            client_order_id=request.decision_id,
+            symbol=request.symbol,
+            timeframe=request.timeframe,
+            side=safety.action,
+            size_fraction=safety.size,
+            reference_price=float(reference),
+            not_before=request.as_of,
+            decision_id=request.decision_id,
+        ),
+        request.as_of,
+    )
+    if outcome.status != "accepted":
+        reason = f"{services.broker.name} {outcome.status} the order: {outcome.reason}"
+        return {"execution": Execution(status="not_executed", reason=reason)}
+    order: dict[str, str | float] = {
+        "broker": services.broker.name,
+        "side": safety.action,
+        "quantity": outcome.quantity,
+        "reference_price": float(reference),
+        "fills_from": format_timestamp(request.as_of),
+    }
+    reason = "order placed; it fills at the next candle's open"
+    return {"execution": Execution(status="executed", reason=reason, orders=(order,))}

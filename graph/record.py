@@ -3,22 +3,13 @@
 from core.decision import (
     DebateTurn,
     Decision,
-    Execution,
     InputHashes,
-    Mode,
-    SafetyReport,
     Signals,
 )
 from core.hashing import hash_json
 from core.timeframes import format_timestamp
 from core.version import ENGINE_VERSION
 from graph.state import DecisionState, MarketInputs
-
-
-def mode_for(market: MarketInputs) -> Mode:
-    """Simulated candles make a `sim` decision; anything else decided here is a replay."""
-    sources = market.window.sources
-    return "sim" if sources and all(source == "sim" for source in sources) else "replay"
 
 
 def input_hashes(market: MarketInputs) -> InputHashes:
@@ -29,36 +20,22 @@ def input_hashes(market: MarketInputs) -> InputHashes:
     )
 
 
-def execution_for(safety: SafetyReport) -> Execution:
-    """What happened after the gate. This engine version has no broker, and says so."""
-    if safety.verdict == "blocked":
-        failed = ", ".join(check.name for check in safety.checks if not check.passed)
-        return Execution(status="not_executed", reason=f"blocked by the gate: {failed}")
-    if safety.action == "hold":
-        return Execution(status="not_executed", reason="hold: nothing to execute")
-    return Execution(
-        status="not_executed", reason="decide-only run: no broker attached, no order sent"
-    )
-
-
 def build_decision(
     state: DecisionState,
     *,
-    decision_id: str,
     created_at: int,
-    mode: Mode | None,
     config_hash: str,
 ) -> Decision:
     request, market = state["request"], state["market"]
     outcome = state.get("debate")
     turns: tuple[DebateTurn, ...] = outcome.turns if outcome is not None else ()
     return Decision(
-        id=decision_id,
+        id=request.decision_id,
         symbol=request.symbol,
         timeframe=request.timeframe,
         as_of=format_timestamp(request.as_of),
         created_at=format_timestamp(created_at),
-        mode=mode or mode_for(market),
+        mode=market.mode,
         engine_version=ENGINE_VERSION,
         config_hash=config_hash,
         inputs=input_hashes(market),
@@ -69,6 +46,6 @@ def build_decision(
         ),
         debate=turns,
         safety=state["safety"],
-        execution=execution_for(state["safety"]),
+        execution=state["execution"],
         timings_ms=dict(sorted(state["timings_ms"].items())),
     )

@@ -8,6 +8,8 @@ from core.candles import CandleWindow
 from core.decision import (
     ControlStateName,
     DebateSignal,
+    Execution,
+    Mode,
     Proposal,
     RLSignal,
     SafetyReport,
@@ -17,15 +19,23 @@ from core.evidence import Argument, ResearchBrief
 from core.market_view import MarketView, NewsItem, ResearchObservation
 from core.settings import Settings
 from core.snapshot import MarketSnapshot
+from execution.broker import Broker, FillView
+from execution.paper import PortfolioView
 from graph.debate import DebateOutcome
+from safety.triggers import TriggerReport
 
 
 @dataclass(frozen=True)
 class DecisionRequest:
+    decision_id: str
     symbol: str
     timeframe: str
     timeframe_ms: int
     as_of: int
+    # None: `sim` when every candle read is simulated, else `replay` (see nodes.gather).
+    mode: Mode | None
+    # Whether an approved action is sent to the broker (False: decide-only).
+    place_orders: bool
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,7 @@ class MarketInputs:
     """Everything read through the MarketView for one decision, and what could not be built."""
 
     window: CandleWindow
+    mode: Mode
     snapshot: MarketSnapshot | None
     snapshot_error: str | None
     news: tuple[NewsItem, ...]
@@ -46,9 +57,13 @@ class ControlView:
 
 
 @dataclass(frozen=True)
-class PositionView:
-    fraction: float
-    source: str
+class BookInputs:
+    """What the gate and the triggers need of the book, read once per decision."""
+
+    portfolio: PortfolioView
+    new_fills: tuple[FillView, ...]  # filled after the previous decision of the symbol
+    previous_decision_at: int | None
+    api_error_times: tuple[int, ...]  # within the error window before as_of
 
 
 @dataclass(frozen=True)
@@ -58,7 +73,8 @@ class DecisionServices:
     settings: Settings
     market_view: Callable[[int], MarketView]
     control: Callable[[str], ControlView]
-    position: Callable[[str], PositionView]
+    book: Callable[[DecisionRequest], BookInputs]
+    broker: Broker
 
 
 def merge_timings(left: dict[str, float], right: dict[str, float]) -> dict[str, float]:
@@ -76,5 +92,8 @@ class DecisionState(TypedDict, total=False):
     rl: RLSignal
     sentiment: SentimentSignal
     proposal: Proposal
+    book: BookInputs
+    triggers: TriggerReport
     safety: SafetyReport
+    execution: Execution
     timings_ms: Annotated[dict[str, float], merge_timings]

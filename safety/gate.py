@@ -1,6 +1,17 @@
 """The pre-trade gate: deterministic checks that approve, reduce or block a proposal.
 
-No model or LLM is consulted here; every check says pass or fail and why (DESIGN §6).
+No model or LLM is consulted here; every check says pass or fail and why (DESIGN §6). The
+checks run in this order, all of them every time (none short-circuits):
+
+1. control_state, data_freshness, data_gaps, indicators, min_confidence;
+2. sizing, each on the size the one before it left: max_position, max_total_exposure,
+   live_order_cap, live_daily_cap. A buy larger than a check's room is reduced to it and the
+   check's detail records "clamped from X to Y by <check>"; no room left fails the check;
+3. the auto-pause triggers, as safety.triggers reported them: consecutive_losses,
+   daily_loss, api_error_burst, sentiment_collapse, circuit_breaker, slippage. A failed one
+   stops new entries (buys) in this decision; exits and holds go through.
+
+Any failed check blocks (hold, size 0); otherwise a size below the proposal's is "reduced".
 """
 
 from dataclasses import dataclass
@@ -8,13 +19,15 @@ from dataclasses import dataclass
 from core.decision import (
     Action,
     ControlStateName,
+    Mode,
     Proposal,
     SafetyCheck,
     SafetyReport,
     Verdict,
 )
-from core.settings import RiskLimits
+from core.settings import RiskLimits, SafetySettings
 from core.timeframes import format_timestamp
+from safety.triggers import TriggerReport
 
 
 @dataclass(frozen=True)
@@ -36,6 +49,15 @@ class GateInputs:
     data: MarketDataStatus
     position_fraction: float
     position_source: str
+    # Every open position quoted in the symbol's quote currency, this symbol's included, as
+    # a fraction of that currency's equity.
+    exposure_fraction: float
+    # The quote currency's equity now: turns a size into the notional the live caps limit.
+    equity: float
+    mode: Mode
+    # Quote currency spent on live buys since 00:00 UTC.
+    live_notional_today: float
+    triggers: TriggerReport
 
 
 def check_control_state(action: Action, state: ControlStateName, reason: str) -> SafetyCheck:
@@ -88,34 +110,104 @@ def check_confidence(proposal: Proposal, limits: RiskLimits) -> SafetyCheck:
     )
 
 
-def position_room(inputs: GateInputs, limits: RiskLimits) -> tuple[SafetyCheck, float]:
-    """Clamp a buy to the room left under the maximum position; returns the check and size."""
-    proposal = inputs.proposal
+def position_room(inputs: GateInputs, limits: RiskLimits, size: float) -> tuple[SafetyCheck, float]:
+    """A buy may fill this symbol's position up to the maximum position, no further."""
+    maximum = limits.max_position_fraction
     held = f"held {inputs.position_fraction:.4f} of equity ({inputs.position_source})"
-    if proposal.action != "buy":
-        return SafetyCheck(name="max_position", passed=True, detail=held), proposal.size
-    room = max(0.0, limits.max_position_fraction - inputs.position_fraction)
+    if inputs.proposal.action != "buy":
+        return SafetyCheck(name="max_position", passed=True, detail=held), size
+    context = f"{held}, maximum {maximum:.4f}"
+    return _clamp("max_position", size, maximum - inputs.position_fraction, context)
+
+
+def exposure_room(inputs: GateInputs, limits: RiskLimits, size: float) -> tuple[SafetyCheck, float]:
+    """A buy may fill the quote currency's total exposure up to its maximum, no further."""
+    maximum = limits.max_total_exposure_fraction
+    held = f"positions in this quote currency hold {inputs.exposure_fraction:.4f} of equity"
+    if inputs.proposal.action != "buy":
+        return SafetyCheck(name="max_total_exposure", passed=True, detail=held), size
+    context = f"{held}, maximum {maximum:.4f}"
+    return _clamp("max_total_exposure", size, maximum - inputs.exposure_fraction, context)
+
+
+def live_order_cap(
+    inputs: GateInputs, safety: SafetySettings, size: float
+) -> tuple[SafetyCheck, float]:
+    """A live buy's notional may not exceed the per-order cap."""
+    cap = safety.live_max_order_notional
+    return _live_cap("live_order_cap", inputs, size, cap, f"per-order cap {cap:.6g}")
+
+
+def live_daily_cap(
+    inputs: GateInputs, safety: SafetySettings, size: float
+) -> tuple[SafetyCheck, float]:
+    """Today's live buys, this one included, may not exceed the daily cap."""
+    cap = safety.live_max_daily_notional
+    left = cap - inputs.live_notional_today
+    context = f"{inputs.live_notional_today:.6g} bought live today, daily cap {cap:.6g}"
+    return _live_cap("live_daily_cap", inputs, size, left, context)
+
+
+def _live_cap(
+    name: str, inputs: GateInputs, size: float, notional_room: float, context: str
+) -> tuple[SafetyCheck, float]:
+    """Clamp a live buy to ``notional_room`` (quote currency). Exits are not capped: holding
+    one back would keep risk on, not take it off (and a sell is bounded by the position)."""
+    action, mode = inputs.proposal.action, inputs.mode
+    if mode != "live":
+        return SafetyCheck(name=name, passed=True, detail=f"mode {mode}: no live caps"), size
+    if action != "buy":
+        return SafetyCheck(name=name, passed=True, detail=f"{action}: not capped"), size
+    if inputs.equity <= 0.0:
+        detail = f"{context}; equity {inputs.equity:.6g}: a live order cannot be sized"
+        return SafetyCheck(name=name, passed=False, detail=detail), 0.0
+    context += f"; notional {size * inputs.equity:.6g} of equity {inputs.equity:.6g}"
+    return _clamp(name, size, notional_room / inputs.equity, context)
+
+
+def _clamp(name: str, size: float, room: float, context: str) -> tuple[SafetyCheck, float]:
+    """Let a buy through up to ``room`` (a fraction of equity): reduced to it when larger,
+    with the clamp recorded in the detail; blocked when no room is left."""
     if room <= 0.0:
-        detail = f"{held}; maximum {limits.max_position_fraction:.4f} reached"
-        return SafetyCheck(name="max_position", passed=False, detail=detail), 0.0
-    if proposal.size > room:
-        detail = f"{held}; size {proposal.size:.4f} reduced to {room:.4f} (clamped to maximum)"
-        return SafetyCheck(name="max_position", passed=True, detail=detail), room
-    detail = f"{held}; size {proposal.size:.4f} within maximum {limits.max_position_fraction:.4f}"
-    return SafetyCheck(name="max_position", passed=True, detail=detail), proposal.size
+        return SafetyCheck(name=name, passed=False, detail=f"{context}; no room left"), 0.0
+    if size > room:
+        detail = f"{context}; clamped from {size:.4f} to {room:.4f} by {name}"
+        return SafetyCheck(name=name, passed=True, detail=detail), room
+    detail = f"{context}; size {size:.4f} within the room of {room:.4f}"
+    return SafetyCheck(name=name, passed=True, detail=detail), size
 
 
-def evaluate(inputs: GateInputs, limits: RiskLimits) -> SafetyReport:
-    """Run every check (none short-circuits, so the record lists them all) and rule."""
+def entry_check(trigger: SafetyCheck, action: Action) -> SafetyCheck:
+    """A failed trigger check stops new entries; an exit or a hold goes through, saying so."""
+    if trigger.passed or action == "buy":
+        return trigger
+    return SafetyCheck(name=trigger.name, passed=True, detail=f"{trigger.detail}; {action} allowed")
+
+
+def evaluate(inputs: GateInputs, limits: RiskLimits, safety: SafetySettings) -> SafetyReport:
+    """Run every check in the order the module describes and rule."""
     proposal = inputs.proposal
-    sizing, size = position_room(inputs, limits)
+    if inputs.triggers.as_of != inputs.data.as_of:
+        raise ValueError(
+            f"trigger report of {format_timestamp(inputs.triggers.as_of)} given to a decision "
+            f"as of {format_timestamp(inputs.data.as_of)}"
+        )
+    size = proposal.size
+    position, size = position_room(inputs, limits, size)
+    exposure, size = exposure_room(inputs, limits, size)
+    order_cap, size = live_order_cap(inputs, safety, size)
+    daily_cap, size = live_daily_cap(inputs, safety, size)
     checks = (
         check_control_state(proposal.action, inputs.control_state, inputs.control_reason),
         check_freshness(inputs.data, limits),
         check_gaps(inputs.data, limits),
         check_snapshot(inputs.data),
         check_confidence(proposal, limits),
-        sizing,
+        position,
+        exposure,
+        order_cap,
+        daily_cap,
+        *(entry_check(trigger, proposal.action) for trigger in inputs.triggers.checks),
     )
     verdict: Verdict
     if not all(check.passed for check in checks):

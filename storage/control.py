@@ -83,6 +83,19 @@ def current_in(session: Session, symbol: str | None = None) -> ControlState:
     return ControlState.model_validate({**newest, "since": newest["at"]})
 
 
+def scopes_in(session: Session) -> list[ControlState]:
+    """The newest change of each scope (global first, then symbols), not combined."""
+    newest = sa.select(sa.func.max(ControlStateChangeRow.journal_seq)).group_by(
+        ControlStateChangeRow.symbol
+    )
+    rows = session.scalars(
+        sa.select(ControlStateChangeRow)
+        .where(ControlStateChangeRow.journal_seq.in_(newest))
+        .order_by(ControlStateChangeRow.symbol.is_not(None), ControlStateChangeRow.symbol)
+    ).all()
+    return [_state(row) for row in rows]
+
+
 def record_in(
     session: Session,
     state: ControlStateName,

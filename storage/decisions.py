@@ -58,6 +58,16 @@ class DecisionStore:
             )
         return None if record is None else Decision.model_validate_json(record)
 
+    def previous_as_of(self, symbol: str, timeframe: str, before_ms: int) -> int | None:
+        """When the symbol was last decided before ``before_ms`` (None: never)."""
+        query = sa.select(sa.func.max(DecisionRow.as_of)).where(
+            DecisionRow.symbol == symbol,
+            DecisionRow.timeframe == timeframe,
+            DecisionRow.as_of < before_ms,
+        )
+        with self.session_factory() as session:
+            return session.scalar(query)
+
     def list(
         self, symbol: str | None = None, limit: int = 50, before_seq: int | None = None
     ) -> list[DecisionSummary]:

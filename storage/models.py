@@ -227,7 +227,9 @@ class OrderRow(Base):
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
     journal_seq: Mapped[int] = mapped_column(sa.ForeignKey("journal.seq"), unique=True)
     client_order_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
-    decision_id: Mapped[str | None] = mapped_column(sa.ForeignKey("decisions.id"))
+    # No foreign key: the order goes out inside the decision path, and the decision record,
+    # which lists it, is stored right after.
+    decision_id: Mapped[str | None] = mapped_column(sa.String(36), index=True)
     broker: Mapped[str] = mapped_column(sa.String(16))
     symbol: Mapped[Symbol] = mapped_column(index=True)
     timeframe: Mapped[Timeframe]

@@ -136,7 +136,7 @@ def fills(
             slippage_fraction=fill.slippage_fraction,
             filled_at=fill.filled_at,
         )
-        for fill, timeframe in session.execute(query).tuples()
+        for fill, timeframe in session.execute(query)
     ]
 
 
@@ -176,9 +176,7 @@ def last_closed_candle(
     """The newest stored candle closed by ``at_ms`` (open time + timeframe ≤ at_ms)."""
     return session.scalar(
         sa.select(CandleRow)
-        .where(
-            _series(symbol, timeframe), CandleRow.open_time <= at_ms - timeframe_ms(timeframe)
-        )
+        .where(_series(symbol, timeframe), CandleRow.open_time <= at_ms - timeframe_ms(timeframe))
         .order_by(CandleRow.open_time.desc())
         .limit(1)
     )

@@ -22,8 +22,13 @@ class Loaded:
     database: Database
     engine: DecisionEngine
 
-    def decide(self, symbol: str, timeframe: str, as_of: str) -> Decision:
-        return self.engine.decide(symbol, timeframe, parse_timestamp(as_of))
+    def decide(
+        self, symbol: str, timeframe: str, as_of: str, place_orders: bool = False
+    ) -> Decision:
+        """Decide-only by default: these tests judge decisions, not a book built across them."""
+        return self.engine.decide(
+            symbol, timeframe, parse_timestamp(as_of), place_orders=place_orders
+        )
 
 
 def load(home: Path, files: dict[str, Path], timeframe: str) -> Loaded:

@@ -209,9 +209,6 @@ def upgrade() -> None:
             name=op.f("ck_orders_status"),
         ),
         sa.ForeignKeyConstraint(
-            ["decision_id"], ["decisions.id"], name=op.f("fk_orders_decision_id_decisions")
-        ),
-        sa.ForeignKeyConstraint(
             ["journal_seq"], ["journal.seq"], name=op.f("fk_orders_journal_seq_journal")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_orders")),
@@ -219,6 +216,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("journal_seq", name=op.f("uq_orders_journal_seq")),
     )
     op.create_index(op.f("ix_orders_symbol"), "orders", ["symbol"])
+    op.create_index(op.f("ix_orders_decision_id"), "orders", ["decision_id"])
     op.create_index(op.f("ix_orders_status"), "orders", ["status"])
     op.create_table(
         "fills",

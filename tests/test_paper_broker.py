@@ -1,0 +1,318 @@
+"""The paper broker on real candles, SQLite and PostgreSQL: fills at the next open with fee and
+slippage, precision and minimums, sells capped, idempotence, restarts, the control state."""
+
+from pathlib import Path
+
+import pytest
+from broker_helpers import (
+    CsvCandle,
+    import_real_candles,
+    order,
+    order_rows,
+    set_instrument_rules,
+)
+
+from core.settings import PaperSettings
+from execution.paper import DAY_MS, PaperBroker
+from storage.control import ControlStore
+from storage.engine import Database, open_database
+
+FIVE_MINUTES = 300_000
+SETTINGS = PaperSettings()  # 10 000 USDT; fee 0.1 %; half-spread 0.02 %; impact 0.1
+
+
+@pytest.fixture
+def btc(database: Database, tmp_path: Path) -> list[CsvCandle]:
+    """The first 120 candles of the real BTC/USDT 5m file (they cross a UTC midnight)."""
+    return import_real_candles(database, tmp_path, "BTC_USDT-5m.csv", "BTC/USDT", "5m", 120)
+
+
+@pytest.fixture
+def broker(database: Database) -> PaperBroker:
+    return PaperBroker(database, SETTINGS)
+
+
+def closes_at(candle: CsvCandle) -> int:
+    return candle.open_time + FIVE_MINUTES
+
+
+def test_a_buy_fills_at_the_next_open_with_fee_and_slippage(
+    broker: PaperBroker, btc: list[CsvCandle]
+) -> None:
+    # Decided at the close of the first candle (16:50), on its close of 16726.1.
+    as_of = closes_at(btc[0])
+    outcome = broker.submit(order(reference_price=btc[0].close, not_before=as_of), as_of)
+    assert outcome.status == "accepted"
+    # 10 % of 10 000 USDT at the reference price.
+    assert outcome.quantity == pytest.approx(1000 / 16726.1, rel=1e-12)
+
+    assert broker.process_fills(as_of - 1) == []
+    [fill] = broker.process_fills(as_of)
+    # By hand: the next candle opens at 16726.0; the candle before it traded 691.508 BTC at
+    # a close of 16726.1, so the order's share is 0.0597868 × 16726.0 / (691.508 × 16726.1)
+    # = 8.6458e-5 and the adverse move 0.0002 + 0.1 × 8.6458e-5 = 0.00020865.
+    assert fill.filled_at == btc[1].open_time == as_of
+    assert fill.price == pytest.approx(16726.0 * 1.00020864580638606, rel=1e-12)
+    assert fill.price == pytest.approx(16729.4898097576, rel=1e-12)
+    assert fill.fee == pytest.approx(0.001 * outcome.quantity * fill.price, rel=1e-12)
+    assert fill.fee == pytest.approx(1.00020266587893, rel=1e-12)
+    # Against the price the decision saw: the gap to the next open is in it too.
+    assert fill.slippage_fraction == pytest.approx(16729.4898097576 / 16726.1 - 1, rel=1e-9)
+    assert broker.open_orders() == []
+    assert broker.process_fills(as_of + DAY_MS) == []
+
+
+def test_an_order_never_fills_before_not_before(broker: PaperBroker, btc: list[CsvCandle]) -> None:
+    # not_before one millisecond after an open: that candle has begun, the next one fills it.
+    not_before = btc[10].open_time + 1
+    broker.submit(order(reference_price=btc[9].close, not_before=not_before), not_before)
+    assert broker.process_fills(btc[11].open_time - 1) == []
+    [fill] = broker.process_fills(btc[30].open_time)
+    assert fill.filled_at == btc[11].open_time
+    assert fill.price > btc[11].open
+
+
+def test_a_sell_fills_below_the_open_and_closes_the_trade(
+    broker: PaperBroker, btc: list[CsvCandle]
+) -> None:
+    as_of = closes_at(btc[20])
+    bought = broker.submit(order(reference_price=btc[20].close, not_before=as_of), as_of)
+    [buy] = broker.process_fills(as_of)
+    later = closes_at(btc[40])
+    sold = broker.submit(
+        order(side="sell", size=1.0, reference_price=btc[40].close, not_before=later), later
+    )
+    # Capped at the position held, whatever the fraction asked.
+    assert sold.quantity == bought.quantity
+    [sell] = broker.process_fills(later)
+
+    participation = sold.quantity * btc[41].open / (btc[40].volume * btc[40].close)
+    assert sell.price == pytest.approx(btc[41].open * (1 - 0.0002 - 0.1 * participation))
+    assert sell.slippage_fraction == pytest.approx(1 - sell.price / btc[40].close)
+    ledger = broker.ledger()
+    assert ledger.positions == {}
+    [trade] = ledger.closed_trades
+    expected = sold.quantity * (sell.price - buy.price) - buy.fee - sell.fee
+    assert trade.pnl == pytest.approx(expected, rel=1e-9)
+    assert ledger.cash_flow["USDT"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_impact_is_capped_when_the_order_outweighs_the_candle_before(
+    database: Database, broker: PaperBroker, tmp_path: Path
+) -> None:
+    # XRP/ETH 1m has gaps: nothing traded 00:03, so the candle before the 00:04 open is 00:02's,
+    # which traded 163 XRP (0.23 ETH). The order of 1 ETH is far more: its share counts as 1.
+    xrp = import_real_candles(database, tmp_path, "XRP_ETH-1m.csv", "XRP/ETH", "1m", 10)
+    decided = xrp[2].open_time + 60_000  # 00:03, at the close of 00:02
+    broker.submit(
+        order("XRP/ETH", reference_price=xrp[2].close, not_before=decided, timeframe="1m"), decided
+    )
+    [fill] = broker.process_fills(xrp[3].open_time)
+    assert xrp[3].open_time == decided + 60_000
+    assert fill.filled_at == xrp[3].open_time
+    assert fill.price == pytest.approx(xrp[3].open * (1 + 0.0002 + 0.1))
+
+
+def test_quantities_floor_to_the_amount_step_and_minimums_reject(
+    database: Database, broker: PaperBroker, btc: list[CsvCandle]
+) -> None:
+    set_instrument_rules(database, "BTC/USDT", amount_step=0.001, min_notional=10.0)
+    as_of = closes_at(btc[0])
+    floored = broker.submit(order(reference_price=btc[0].close, not_before=as_of), as_of)
+    assert floored.status == "accepted"
+    assert floored.quantity == pytest.approx(0.059)
+
+    nothing = broker.submit(order(size=1e-5, reference_price=btc[0].close, not_before=as_of), as_of)
+    assert nothing.status == "rejected"
+    assert "comes to nothing (amount step 0.001)" in nothing.reason
+
+    set_instrument_rules(database, "BTC/USDT", amount_step=0.00001, min_amount=0.0001)
+    small = broker.submit(order(size=1e-4, reference_price=btc[0].close, not_before=as_of), as_of)
+    assert small.status == "rejected"
+    assert small.quantity == pytest.approx(0.00005)
+    assert "below the minimum amount 0.0001" in small.reason
+    set_instrument_rules(database, "BTC/USDT", min_amount=None)
+    small = broker.submit(order(size=1e-4, reference_price=btc[0].close, not_before=as_of), as_of)
+    assert "notional 0.836305 is below the minimum notional 10" in small.reason
+
+    rows = order_rows(database)
+    assert [row.status for row in rows] == ["open", "rejected", "rejected", "rejected"]
+    assert [row.journal_seq for row in rows] == sorted({row.journal_seq for row in rows})
+    # Rejected orders never fill.
+    assert len(broker.process_fills(closes_at(btc[5]))) == 1
+
+
+def test_a_sell_is_refused_when_flat_and_capped_by_open_sells(
+    database: Database, broker: PaperBroker, btc: list[CsvCandle]
+) -> None:
+    as_of = closes_at(btc[0])
+    flat = broker.submit(order(side="sell", reference_price=btc[0].close, not_before=as_of), as_of)
+    assert (flat.status, flat.order_id) == ("refused", None)
+    assert flat.reason.startswith("nothing to sell")
+    assert order_rows(database) == []
+
+    bought = broker.submit(order(reference_price=btc[0].close, not_before=as_of), as_of)
+    broker.process_fills(as_of)
+    later = closes_at(btc[3])
+    half = broker.submit(
+        order(side="sell", size=0.05, reference_price=btc[3].close, not_before=later), later
+    )
+    assert half.quantity == pytest.approx(500 / btc[3].close, rel=1e-3)
+    rest = broker.submit(
+        order(side="sell", size=1.0, reference_price=btc[3].close, not_before=later), later
+    )
+    assert rest.quantity == pytest.approx(bought.quantity - half.quantity)
+    more = broker.submit(
+        order(side="sell", size=1.0, reference_price=btc[3].close, not_before=later), later
+    )
+    assert more.status == "refused"
+    assert "beyond the open sell orders" in more.reason
+    broker.process_fills(later)
+    assert broker.ledger().positions == {}
+
+
+def test_a_client_order_id_is_submitted_once(
+    database: Database, broker: PaperBroker, btc: list[CsvCandle]
+) -> None:
+    as_of = closes_at(btc[0])
+    request = order(reference_price=btc[0].close, not_before=as_of, client_order_id="decision-1")
+    first = broker.submit(request, as_of)
+    again = broker.submit(request, as_of + 1)
+    assert (again.status, again.order_id, again.journal_seq) == (
+        "accepted",
+        first.order_id,
+        first.journal_seq,
+    )
+    assert "already submitted" in again.reason
+    broker.process_fills(as_of)
+    # Still one order and one fill, even after it filled.
+    assert broker.submit(request, as_of + 2).order_id == first.order_id
+    assert len(order_rows(database)) == 1
+    assert len(broker.ledger().positions) == 1
+
+
+def test_a_new_broker_on_the_same_database_sees_the_same_book(
+    database_url: str, broker: PaperBroker, btc: list[CsvCandle]
+) -> None:
+    as_of = closes_at(btc[0])
+    broker.submit(order(reference_price=btc[0].close, not_before=as_of), as_of)
+    broker.process_fills(as_of)
+    broker.submit(order(reference_price=btc[5].close, not_before=closes_at(btc[5])), as_of)
+    before = (broker.ledger(), broker.open_orders(), broker.portfolio(closes_at(btc[9])))
+
+    reopened = open_database(database_url)
+    try:
+        restarted = PaperBroker(reopened, SETTINGS)
+        after = (
+            restarted.ledger(),
+            restarted.open_orders(),
+            restarted.portfolio(closes_at(btc[9])),
+        )
+    finally:
+        reopened.dispose()
+    assert after == before
+    assert len(after[0].positions) == len(after[1]) == 1
+
+
+def test_portfolio_marks_now_and_at_the_start_of_the_utc_day(
+    broker: PaperBroker, btc: list[CsvCandle]
+) -> None:
+    as_of = closes_at(btc[30])
+    bought = broker.submit(order(reference_price=btc[30].close, not_before=as_of), as_of)
+    [fill] = broker.process_fills(as_of)
+    midnight = next(candle.open_time for candle in btc if candle.open_time % DAY_MS == 0)
+    before_midnight = next(candle for candle in btc if closes_at(candle) == midnight)
+    now = midnight + 2 * 3_600_000 + 1
+    newest = next(candle for candle in btc if closes_at(candle) == now - 1)
+
+    view = broker.portfolio(now)
+    cash = 10_000 - bought.quantity * fill.price - fill.fee
+    usdt = view.currencies["USDT"]
+    assert view.day_start == midnight
+    assert usdt.cash == pytest.approx(cash, rel=1e-12)
+    assert usdt.equity == pytest.approx(cash + bought.quantity * newest.close, rel=1e-12)
+    assert usdt.day_start_equity == pytest.approx(
+        cash + bought.quantity * before_midnight.close, rel=1e-12
+    )
+    assert usdt.today_pnl == pytest.approx(
+        bought.quantity * (newest.close - before_midnight.close), rel=1e-9
+    )
+    holding = view.holdings["BTC/USDT"]
+    assert (holding.timeframe, holding.mark_price) == ("5m", newest.close)
+    assert view.position_fraction("BTC/USDT") == pytest.approx(holding.value / usdt.equity)
+    assert view.exposure_fraction("USDT") == view.position_fraction("BTC/USDT")
+    assert view.position_fraction("ETH/USDT") == view.exposure_fraction("BTC") == 0.0
+    assert view.currencies["BTC"].equity == 0.5
+
+
+def test_paused_refuses_buys_and_lets_sells_out(
+    database: Database, broker: PaperBroker, btc: list[CsvCandle]
+) -> None:
+    as_of = closes_at(btc[0])
+    broker.submit(order(reference_price=btc[0].close, not_before=as_of), as_of)
+    broker.process_fills(as_of)
+    ControlStore(database).record("PAUSED", "three losses", "gate", as_of, symbol="BTC/USDT")
+
+    buy = broker.submit(order(reference_price=btc[0].close, not_before=as_of), as_of)
+    assert (buy.status, buy.reason) == ("refused", "PAUSED (three losses): exits only, no new buys")
+    sell = broker.submit(
+        order(side="sell", size=1.0, reference_price=btc[0].close, not_before=as_of), as_of
+    )
+    assert sell.status == "accepted"
+
+
+def test_halted_refuses_everything_but_reduce_only_sells(
+    database: Database, broker: PaperBroker, btc: list[CsvCandle]
+) -> None:
+    as_of = closes_at(btc[0])
+    broker.submit(order(reference_price=btc[0].close, not_before=as_of), as_of)
+    broker.process_fills(as_of)
+    ControlStore(database).record("HALTED", "panic", "operator", as_of)
+
+    for side in ("buy", "sell"):
+        refused = broker.submit(
+            order(side=side, reference_price=btc[0].close, not_before=as_of), as_of
+        )
+        assert (refused.status, refused.reason) == (
+            "refused",
+            "HALTED (panic): no new orders until a resume",
+        )
+    close_out = broker.submit(
+        order(side="sell", size=1.0, reference_price=btc[0].close, not_before=as_of,
+              reduce_only=True),
+        as_of,
+    )  # fmt: skip
+    assert close_out.status == "accepted"
+    reduce_buy = broker.submit(
+        order(reference_price=btc[0].close, not_before=as_of, reduce_only=True), as_of
+    )
+    assert reduce_buy.status == "refused"
+    assert [row.reduce_only for row in order_rows(database)] == [False, True]
+
+
+def test_a_quote_without_a_starting_balance_is_refused(broker: PaperBroker) -> None:
+    outcome = broker.submit(order("BTC/EUR", reference_price=20_000.0, not_before=0), 0)
+    assert outcome.status == "refused"
+    assert "paper.starting_balances" in outcome.reason
+    assert "EUR" in outcome.reason
+
+
+def test_a_cancelled_order_does_not_fill(broker: PaperBroker, btc: list[CsvCandle]) -> None:
+    as_of = closes_at(btc[0])
+    placed = broker.submit(order(reference_price=btc[0].close, not_before=as_of), as_of)
+    [cancelled] = broker.cancel_all("operator said so", as_of)
+    assert (cancelled.id, cancelled.status, cancelled.reason) == (
+        placed.order_id,
+        "cancelled",
+        "operator said so",
+    )
+    assert broker.cancel_all("again", as_of) == []
+    assert broker.process_fills(closes_at(btc[10])) == []
+    assert broker.ledger().positions == {}
+
+
+def test_nonsense_requests_raise(broker: PaperBroker) -> None:
+    with pytest.raises(ValueError, match="size_fraction"):
+        broker.submit(order(size=0.0, reference_price=1.0, not_before=0), 0)
+    with pytest.raises(ValueError, match="reference_price"):
+        broker.submit(order(reference_price=float("nan"), not_before=0), 0)
