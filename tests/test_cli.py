@@ -141,3 +141,37 @@ def test_showing_an_unknown_decision_fails_clearly(tmp_path: Path) -> None:
     result = run(tmp_path, "decisions", "show", "no-such-id")
     assert result.exit_code == 1
     assert "no decision with id 'no-such-id'" in result.output
+
+
+def test_pause_panic_status_and_resume(tmp_path: Path) -> None:
+    imported = run(
+        tmp_path, "data", "import", str(shared_csv("BTC_USDT-5m.csv")),
+        "--symbol", "BTC/USDT", "--timeframe", "5m",
+    )  # fmt: skip
+    assert imported.exit_code == 0, imported.output
+    status = run(tmp_path, "status")
+    assert "state: ACTIVE since never changed" in status.output
+    assert "open positions: 0" in status.output
+
+    paused = run(tmp_path, "pause", "--reason", "news pending", "--actor", "alice")
+    assert paused.exit_code == 0, paused.output
+    assert "(news pending; by alice)" in run(tmp_path, "status").output
+
+    halted = run(tmp_path, "panic", "--reason", "drill", "--actor", "alice")
+    assert halted.exit_code == 0, halted.output
+    assert halted.output.startswith("HALTED")
+    assert "halt" in halted.output
+    assert "cancel_orders" in halted.output
+    again = run(tmp_path, "panic", "--reason", "drill again")
+    assert again.output.startswith("already HALTED")
+
+    decided = run(tmp_path, "decide", "BTC/USDT", "--as-of", "2023-01-20T12:00:00Z", "--json")
+    record = json.loads(decided.output)
+    assert record["safety"]["control_state"] == "HALTED"
+    assert record["execution"]["orders"] == []
+
+    assert run(tmp_path, "resume").exit_code == 2  # a resume must say why
+    resumed = run(tmp_path, "resume", "--reason", "drill over", "--actor", "alice")
+    assert resumed.exit_code == 0, resumed.output
+    assert "ACTIVE" in resumed.output
+    assert "state: ACTIVE" in run(tmp_path, "status").output

@@ -14,7 +14,7 @@ from decision_helpers import Loaded, load, read_csv_window
 
 from api.cli import cli
 from core.timeframes import format_timestamp, parse_timestamp, timeframe_ms
-from storage.models import CandleRow, NewsItemRow, ResearchObservationRow, SafetyEventRow
+from storage.models import CandleRow, FillRow, NewsItemRow, ResearchObservationRow, SafetyEventRow
 
 AS_OF = "2023-01-20T12:00:00Z"
 LOOKBACK = 250
@@ -190,3 +190,29 @@ def test_deciding_every_12th_bar_gives_buys_sells_and_holds(btc: Loaded) -> None
     assert actions["buy"] > 0
     assert actions["sell"] > 0
     assert actions["hold"] > 0
+
+
+def test_a_paper_trading_run_is_untouched_by_a_poisoned_future(tmp_path: Path) -> None:
+    """The execution path too: decisions, orders and fills up to T stay the same when every
+    input after T is absurd (fills happen only once their candle has closed)."""
+    start, end = parse_timestamp("2023-01-25T00:00:00Z"), parse_timestamp("2023-01-25T10:00:00Z")
+    runs = []
+    for name in ("clean", "poisoned"):
+        loaded = load(tmp_path / name, {"BTC/USDT": shared_csv("BTC_USDT-5m.csv")}, "5m")
+        if name == "poisoned":
+            _poison_after(loaded, end)
+        decisions = [
+            loaded.engine.decide("BTC/USDT", "5m", moment).deterministic_json()
+            for moment in range(start, end + 1, timeframe_ms("5m"))
+        ]
+        with loaded.database.session_factory() as session:
+            fills = session.execute(
+                sa.select(FillRow.side, FillRow.quantity, FillRow.price, FillRow.filled_at)
+                .where(FillRow.filled_at <= end)
+                .order_by(FillRow.id)
+            ).all()
+        runs.append((decisions, fills))
+    (clean_decisions, clean_fills), (poisoned_decisions, poisoned_fills) = runs
+    assert clean_fills, "the run should have traded for this test to mean anything"
+    assert clean_decisions == poisoned_decisions
+    assert clean_fills == poisoned_fills
