@@ -26,7 +26,7 @@ never fills free of impact for want of data. The taker fee is paid in the quote 
 import math
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Literal, cast
 
 from sqlalchemy.exc import IntegrityError
@@ -39,7 +39,7 @@ from execution.broker import FillView, OrderOutcome, OrderRequest, OrderStatus, 
 from storage import orders
 from storage.control import ControlState, current_in
 from storage.engine import Database
-from storage.journal import take_control_guard
+from storage.journal import guarded_transaction
 from storage.models import CandleRow, FillRow, InstrumentRow, OrderRow
 
 DAY_MS = 86_400_000
@@ -119,8 +119,7 @@ class PaperBroker:
         """
         _check_request(request)
         try:
-            with self._database.guarded_session_factory.begin() as session:
-                take_control_guard(session, exclusive=False)
+            with guarded_transaction(self._database, exclusive=False) as session:
                 return self._submit_in(session, request, now_ms)
         except IntegrityError:
             # PostgreSQL runs submissions side by side: two of one client order id can both
@@ -148,15 +147,14 @@ class PaperBroker:
         return [fill for fill in filled if fill is not None]
 
     def cancel_all(self, reason: str, now_ms: int) -> list[OrderView]:
-        """Cancel every open order of this broker; returns those cancelled."""
-        with self._database.guarded_session_factory.begin() as session:
-            take_control_guard(session, exclusive=False)
-            cancelled = [
-                row
-                for row in orders.open_orders(session, self.name)
-                if orders.close_order(session, row.id, "cancelled", reason, now_ms)
-            ]
-        return [replace(_view(row), status="cancelled", reason=reason) for row in cancelled]
+        """Cancel every open order of this broker; returns those cancelled.
+
+        Exclusive, like a control change: in a panic it goes before the placements waiting
+        their turn, and no order is placed while it sweeps.
+        """
+        with guarded_transaction(self._database, exclusive=True) as session:
+            cancelled = orders.cancel_open_orders(session, self.name, reason, now_ms)
+            return [_view(row) for row in sorted(cancelled, key=lambda row: row.journal_seq)]
 
     def open_orders(self) -> list[OrderView]:
         with self._database.session_factory() as session:
@@ -229,7 +227,7 @@ class PaperBroker:
                 f"{request.symbol}",
             )
         book = _book(session, self.name, now_ms, now_ms)
-        pending = orders.open_orders(session, self.name)
+        pending = orders.promised(session, self.name)
         sized = _size(request, book, start, pending, self._settings.taker_fee)
         if isinstance(sized, str):
             return OrderOutcome("refused", sized)
@@ -268,8 +266,7 @@ class PaperBroker:
     ) -> FillView | None:
         """Fill one order in a guarded transaction; None when it is no longer open (a panic
         cancelled it meanwhile) or, for a sell, nothing is left to sell."""
-        with self._database.guarded_session_factory.begin() as session:
-            take_control_guard(session, exclusive=False)
+        with guarded_transaction(self._database, exclusive=False) as session:
             orders.instrument(session, order.symbol, lock=True)
             quantity = order.quantity
             if order.side == "sell":
@@ -364,7 +361,11 @@ def _control_refusal(request: OrderRequest, control: ControlState) -> str | None
 
 
 def _size(
-    request: OrderRequest, book: _Book, start: float, pending: list[OrderRow], taker_fee: float
+    request: OrderRequest,
+    book: _Book,
+    start: float,
+    pending: list[orders.Promised],
+    taker_fee: float,
 ) -> float | str:
     """The quantity before the instrument's rules, or why there is none to order."""
     quote = quote_of(request.symbol)
@@ -373,9 +374,9 @@ def _size(
         if request.reduce_only:
             return "a reduce-only buy has nothing to reduce: spot positions are long only"
         promised = sum(
-            order.quantity * order.reference_price * (1.0 + taker_fee)
-            for order in pending
-            if order.side == "buy" and quote_of(order.symbol) == quote
+            open_buys.notional * (1.0 + taker_fee)
+            for open_buys in pending
+            if open_buys.side == "buy" and quote_of(open_buys.symbol) == quote
         )
         free = start + book.ledger.cash_flow.get(quote, 0.0) - promised
         if free <= 0.0:
@@ -384,9 +385,9 @@ def _size(
         return notional / request.reference_price
     position = book.ledger.positions.get(request.symbol)
     held = (0.0 if position is None else position.quantity) - sum(
-        order.quantity
-        for order in pending
-        if order.side == "sell" and order.symbol == request.symbol
+        open_sells.quantity
+        for open_sells in pending
+        if open_sells.side == "sell" and open_sells.symbol == request.symbol
     )
     if held <= DUST:
         return f"nothing to sell: no {request.symbol} held beyond the open sell orders"

@@ -26,8 +26,8 @@ from execution.broker import Broker, OrderRequest
 from execution.paper import HoldingView, PortfolioView
 from storage.control import NEVER_CHANGED, ControlState, current_in, record_in, scopes_in
 from storage.engine import Database
-from storage.journal import take_control_guard
-from storage.safety_events import SafetyEventDraft, SafetyEventStore, event_row
+from storage.journal import guarded_transaction
+from storage.safety_events import SafetyEventDraft, event_row
 
 AUTO_RESUME_ACTOR = "auto-resume"
 EVENT_KINDS: dict[ControlStateName, str] = {
@@ -59,10 +59,13 @@ class CoolDownError(ControlError):
         self.until = until
 
 
+PanicStepName = Literal["halt", "cancel_orders", "close_positions", "record"]
+
+
 class PanicStep(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    name: Literal["halt", "cancel_orders", "close_positions", "record"]
+    name: PanicStepName
     ok: bool
     elapsed_ms: float  # from the panic call to the end of this step
     detail: str
@@ -119,9 +122,8 @@ class ControlService:
     ) -> ControlState:
         """PAUSE a scope: exits only. ``cool_down_until`` lets it auto-resume after (when the
         settings allow) and holds off a manual resume until then unless forced."""
-        _require(actor=actor, reason=reason)
-        with self._database.guarded_session_factory.begin() as session:
-            take_control_guard(session, exclusive=True)
+        _require(actor, reason)
+        with guarded_transaction(self._database, exclusive=True) as session:
             own = _own(session, symbol)
             if own.state == "HALTED":
                 raise ControlError(
@@ -142,9 +144,8 @@ class ControlService:
 
         A scope already ACTIVE is left as it is and its state returned: nothing is recorded.
         """
-        _require(actor=actor, reason=reason)
-        with self._database.guarded_session_factory.begin() as session:
-            take_control_guard(session, exclusive=True)
+        _require(actor, reason)
+        with guarded_transaction(self._database, exclusive=True) as session:
             own = _own(session, symbol)
             if own.state == "ACTIVE":
                 return own
@@ -164,7 +165,7 @@ class ControlService:
         Idempotent: under HALTED nothing new is recorded (``already_halted``), and the steps
         after it run again. Every step runs even when one before it failed.
         """
-        _require(actor=actor, reason=reason)
+        _require(actor, reason)
         started = time.perf_counter()
         steps: list[PanicStep] = []
         already_halted, halted_seq = False, None
@@ -203,8 +204,7 @@ class ControlService:
         with self._database.session_factory() as session:
             if all(_ended_cool_down(state, now_ms) is None for state in scopes_in(session)):
                 return []
-        with self._database.guarded_session_factory.begin() as session:
-            take_control_guard(session, exclusive=True)
+        with guarded_transaction(self._database, exclusive=True) as session:
             return [
                 _record(
                     session,
@@ -240,8 +240,7 @@ class ControlService:
 
     def _halt(self, actor: str, reason: str, now_ms: int) -> tuple[bool, int | None]:
         """(already halted, journal number of the HALTED in force)."""
-        with self._database.guarded_session_factory.begin() as session:
-            take_control_guard(session, exclusive=True)
+        with guarded_transaction(self._database, exclusive=True) as session:
             own = _own(session, None)
             if own.state == "HALTED":
                 return True, own.journal_seq
@@ -284,15 +283,20 @@ class ControlService:
     def _record_report(
         self, report: PanicReport, actor: str, reason: str, now_ms: int, started: float
     ) -> PanicReport:
-        """Store the report as a safety event; the report says whether that worked."""
-        events = SafetyEventStore(self._database.session_factory)
+        """Store the report as a safety event; the report says whether that worked.
+
+        In an exclusive guarded transaction, for its place in the queue: the process's order
+        placements, refused by now anyway, must not keep it waiting for a connection.
+        """
         detail = {"actor": actor, "reason": reason} | report.model_dump(mode="json")
+        row = event_row(SafetyEventDraft(PANIC_EVENT_KIND, None, detail, now_ms))
         try:
-            event_id = events.record(PANIC_EVENT_KIND, None, detail, now_ms)
+            with guarded_transaction(self._database, exclusive=True) as session:
+                session.add(row)
         except Exception as error:  # the caller still gets the report of what was done
             step = _failed("record", started, error)
         else:
-            step = _step("record", started, f"safety event #{event_id}")
+            step = _step("record", started, f"safety event #{row.id}")
         return report.model_copy(update={"steps": (*report.steps, step)})
 
 
@@ -340,11 +344,11 @@ def _ended_cool_down(state: ControlState, now_ms: int) -> int | None:
     return until if state.state == "PAUSED" and until is not None and until <= now_ms else None
 
 
-def _require(**fields: str) -> None:
-    for name, value in fields.items():
+def _require(actor: str, reason: str) -> None:
+    for name, value in (("actor", actor), ("reason", reason)):
         if not value.strip():
             raise ValueError(f"{name} must not be empty")
-    if len(fields.get("actor", "")) > _MAX_ACTOR:
+    if len(actor) > _MAX_ACTOR:
         raise ValueError(f"actor must be at most {_MAX_ACTOR} characters")
 
 
@@ -352,17 +356,10 @@ def _scope(symbol: str | None) -> str:
     return "trading" if symbol is None else symbol
 
 
-def _step(name: str, started: float, detail: str, error: str | None = None) -> PanicStep:
-    return PanicStep.model_validate(
-        {
-            "name": name,
-            "ok": error is None,
-            "elapsed_ms": (time.perf_counter() - started) * 1000.0,
-            "detail": detail,
-            "error": error,
-        }
-    )
+def _step(name: PanicStepName, started: float, detail: str, error: str | None = None) -> PanicStep:
+    elapsed_ms = (time.perf_counter() - started) * 1000.0
+    return PanicStep(name=name, ok=error is None, elapsed_ms=elapsed_ms, detail=detail, error=error)
 
 
-def _failed(name: str, started: float, error: Exception) -> PanicStep:
+def _failed(name: PanicStepName, started: float, error: Exception) -> PanicStep:
     return _step(name, started, "failed", f"{type(error).__name__}: {error}")

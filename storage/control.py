@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from core.decision import ControlStateName
 from storage.engine import Database
-from storage.journal import next_journal_seq, take_control_guard
+from storage.journal import guarded_transaction, next_journal_seq
 from storage.models import ControlStateChangeRow
 
 # Where a global and a symbol's own state disagree, the stricter one holds.
@@ -56,8 +56,7 @@ class ControlStore:
         cool_down_until: int | None = None,
     ) -> ControlState:
         """Append a change under the exclusive guard; it is the newest at once."""
-        with self.database.guarded_session_factory.begin() as session:
-            take_control_guard(session, exclusive=True)
+        with guarded_transaction(self.database, exclusive=True) as session:
             return record_in(session, state, reason, actor, at_ms, symbol, cool_down_until)
 
     def history(self, limit: int = 50) -> list[ControlState]:

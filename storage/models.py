@@ -207,8 +207,8 @@ class JournalRow(Base):
 
 
 class ControlLockRow(Base):
-    """A single row every order placement shares-locks and every control change locks
-    exclusively (PostgreSQL), so a panic and an order can never interleave."""
+    """A table, never written, that every order placement locks in SHARE mode and every
+    control change in EXCLUSIVE mode (PostgreSQL), so a panic and an order never interleave."""
 
     __tablename__ = "control_lock"
 

@@ -82,6 +82,44 @@ def open_orders(session: Session, broker: str) -> list[OrderRow]:
     )
 
 
+@dataclass(frozen=True)
+class Promised:
+    """What the open orders of one symbol and side add up to."""
+
+    symbol: str
+    side: str
+    quantity: float
+    notional: float  # at their reference prices
+
+
+def promised(session: Session, broker: str) -> list[Promised]:
+    """The broker's open orders summed per symbol and side."""
+    rows = session.execute(
+        sa.select(
+            OrderRow.symbol,
+            OrderRow.side,
+            sa.func.sum(OrderRow.quantity),
+            sa.func.sum(OrderRow.quantity * OrderRow.reference_price),
+        )
+        .where(OrderRow.broker == broker, OrderRow.status == "open")
+        .group_by(OrderRow.symbol, OrderRow.side)
+    )
+    return [Promised(*row) for row in rows]
+
+
+def cancel_open_orders(session: Session, broker: str, reason: str, at_ms: int) -> list[OrderRow]:
+    """Cancel every open order of the broker in one statement; returns them, as cancelled."""
+    return list(
+        session.scalars(
+            sa.update(OrderRow)
+            .where(OrderRow.broker == broker, OrderRow.status == "open")
+            .values(status="cancelled", reason=reason, updated_at=at_ms)
+            .returning(OrderRow)
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+
 def close_order(
     session: Session,
     order_id: str,

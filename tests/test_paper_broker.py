@@ -1,6 +1,8 @@
 """The paper broker on real candles, SQLite and PostgreSQL: fills at the next open with fee and
 slippage, precision and minimums, sells capped, idempotence, restarts, the control state."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,9 +15,13 @@ from broker_helpers import (
 )
 
 from core.settings import PaperSettings
+from execution.broker import OrderRequest
 from execution.paper import DAY_MS, PaperBroker
+from storage import orders
 from storage.control import ControlStore
 from storage.engine import Database, open_database
+from storage.journal import guarded_transaction
+from storage.models import FillRow
 
 FIVE_MINUTES = 300_000
 SETTINGS = PaperSettings()  # 10 000 USDT; fee 0.1 %; half-spread 0.02 %; impact 0.1
@@ -316,3 +322,65 @@ def test_nonsense_requests_raise(broker: PaperBroker) -> None:
         broker.submit(order(size=0.0, reference_price=1.0, not_before=0), 0)
     with pytest.raises(ValueError, match="reference_price"):
         broker.submit(order(reference_price=float("nan"), not_before=0), 0)
+
+
+def test_one_client_order_id_submitted_at_once_from_many_threads_stores_one_order(
+    database: Database, broker: PaperBroker, btc: list[CsvCandle]
+) -> None:
+    as_of = closes_at(btc[0])
+    threads = 4
+    start = threading.Barrier(threads)
+
+    def submit(request: OrderRequest) -> str | None:
+        start.wait()
+        return broker.submit(request, as_of).order_id
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for attempt in range(25):
+            request = order(
+                size=1e-4, reference_price=btc[0].close, not_before=as_of,
+                client_order_id=f"racing-{attempt}",
+            )  # fmt: skip
+            ids = set(pool.map(submit, [request] * threads))
+            assert len(ids) == 1
+    assert len(order_rows(database)) == 25
+
+
+def test_a_sell_fills_no_more_than_is_held_when_it_fills(
+    database: Database, broker: PaperBroker, btc: list[CsvCandle]
+) -> None:
+    as_of = closes_at(btc[0])
+    bought = broker.submit(order(reference_price=btc[0].close, not_before=as_of), as_of)
+    broker.process_fills(as_of)
+    later = closes_at(btc[2])
+    sell = broker.submit(
+        order(side="sell", size=1.0, reference_price=btc[2].close, not_before=later), later
+    )
+    # Meanwhile, as a sell sized side by side elsewhere could, half the position is sold.
+    with guarded_transaction(database, exclusive=False) as session:
+        sold_elsewhere = orders.add_order(
+            session,
+            orders.NewOrder(
+                id="elsewhere", client_order_id="elsewhere", decision_id=None, broker="paper",
+                symbol="BTC/USDT", timeframe="5m", side="sell", quantity=bought.quantity / 2,
+                reference_price=btc[2].close, reduce_only=False, status="open", reason="test",
+                not_before=later,
+            ),
+            later,
+        )  # fmt: skip
+        orders.close_order(session, sold_elsewhere.id, "filled", "test", later)
+        orders.add_fill(
+            session,
+            FillRow(
+                order_id="elsewhere", symbol="BTC/USDT", side="sell",
+                quantity=bought.quantity / 2, price=btc[2].close, fee=0.0,
+                slippage_fraction=0.0, filled_at=later,
+            ),
+        )  # fmt: skip
+
+    [fill] = broker.process_fills(later)
+    assert fill.quantity == pytest.approx(bought.quantity / 2)
+    [row] = [row for row in order_rows(database) if row.id == sell.order_id]
+    assert (row.status, row.quantity) == ("filled", sell.quantity)
+    assert "only that much held" in row.reason
+    assert broker.ledger().positions == {}

@@ -157,12 +157,11 @@ def upgrade() -> None:
         sa.Column("at", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_journal")),
     )
-    control_lock = op.create_table(
+    op.create_table(
         "control_lock",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_control_lock")),
     )
-    op.bulk_insert(control_lock, [{"id": 1}])
     op.create_table(
         "control_state_changes",
         sa.Column("id", AUTO_ID, nullable=False),
