@@ -33,7 +33,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from core.settings import Settings
-from execution.broker import OrderRequest
+from core.trading import OrderRequest
 from execution.paper import PaperBroker
 from safety.control import ControlService
 from storage.engine import Database, open_database

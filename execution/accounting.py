@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from core.trading import ClosedTrade, quote_of
+
 # Below this many base units a position counts as closed (float dust after sells).
 DUST = 1e-12
 
@@ -36,18 +38,6 @@ class Position:
 
     def value(self, mark_price: float) -> float:
         return self.quantity * mark_price
-
-
-@dataclass(frozen=True)
-class ClosedTrade:
-    symbol: str
-    opened_at: int
-    closed_at: int
-    pnl: float  # quote currency, fees included
-
-    @property
-    def is_loss(self) -> bool:
-        return self.pnl < 0.0
 
 
 @dataclass
@@ -109,17 +99,3 @@ def replay(fills: Iterable[FillRecord]) -> Ledger:
     for fill in fills:
         ledger.apply(fill)
     return ledger
-
-
-def quote_of(symbol: str) -> str:
-    return symbol.partition("/")[2]
-
-
-def consecutive_losses(trades: Iterable[ClosedTrade]) -> int:
-    """How many of the most recent closed trades in a row lost money."""
-    count = 0
-    for trade in reversed(list(trades)):
-        if not trade.is_loss:
-            break
-        count += 1
-    return count

@@ -16,16 +16,16 @@ not already promised to open sells; a reduce-only sell's fraction is of that pos
 stored as rejected below its minimum amount or notional, where those are known.
 
 Filling. An order fills at the open of the first candle of its series opening at or after
-``not_before``, never earlier (DESIGN §3), moved against it by the half-spread plus market
-impact: ``impact_coefficient`` × the order's share of the quote value traded in the last
-candle closed before that open (the fill candle's own volume is not known at its open). The
-share is capped at 1, and taken as 1 when that candle is missing or traded nothing: an order
-never fills free of impact for want of data. The taker fee is paid in the quote currency.
+``not_before``, never earlier (DESIGN §3), booked once that candle has closed, moved against
+it by the half-spread plus market impact: ``impact_coefficient`` × the order's share of the
+quote value traded in the last candle closed before that open (the fill candle's own volume
+is not known at its open). The share is capped at 1, and taken as 1 when that candle is
+missing or traded nothing: an order never fills free of impact for want of data. The taker
+fee is paid in the quote currency.
 """
 
 import math
 import uuid
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Literal, cast
 
@@ -33,9 +33,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.settings import PaperSettings
-from core.timeframes import floor_to
-from execution.accounting import DUST, ClosedTrade, FillRecord, Ledger, quote_of, replay
-from execution.broker import FillView, OrderOutcome, OrderRequest, OrderStatus, OrderView, Side
+from core.timeframes import floor_to, timeframe_ms
+from core.trading import (
+    CurrencyView,
+    FillView,
+    HoldingView,
+    OrderOutcome,
+    OrderRequest,
+    OrderStatus,
+    OrderView,
+    PortfolioView,
+    Side,
+    quote_of,
+)
+from execution.accounting import DUST, FillRecord, Ledger, replay
 from storage import orders
 from storage.control import ControlState, current_in
 from storage.engine import Database
@@ -45,63 +56,6 @@ from storage.models import CandleRow, FillRow, InstrumentRow, OrderRow
 DAY_MS = 86_400_000
 # Floors to an amount step forgive float error: 0.003 / 0.001 is 2.9999999999999996.
 _STEP_TOLERANCE = 1e-9
-
-
-@dataclass(frozen=True)
-class HoldingView:
-    """An open position, marked at the last close of its series (the newest fill's timeframe)."""
-
-    symbol: str
-    timeframe: str
-    quantity: float
-    cost: float  # quote currency paid for what is held, fees included
-    mark_price: float
-    fraction: float  # value / the quote currency's equity; inf when that equity is ≤ 0
-
-    @property
-    def value(self) -> float:
-        return self.quantity * self.mark_price
-
-    @property
-    def unrealised_pnl(self) -> float:
-        return self.value - self.cost
-
-
-@dataclass(frozen=True)
-class CurrencyView:
-    """One quote currency's book now and at 00:00 UTC (fills before it, marked at closes ≤ it)."""
-
-    quote: str
-    cash: float
-    equity: float
-    day_start_equity: float
-    exposure_fraction: float  # all its positions' value / equity; inf when equity is ≤ 0
-
-    @property
-    def today_pnl(self) -> float:
-        """Realised plus unrealised profit since 00:00 UTC, fees included."""
-        return self.equity - self.day_start_equity
-
-
-@dataclass(frozen=True)
-class PortfolioView:
-    """What the gate and ``sigmax status`` need of the book at ``as_of``."""
-
-    as_of: int
-    day_start: int
-    currencies: Mapping[str, CurrencyView]
-    holdings: Mapping[str, HoldingView]
-    closed_trades: tuple[ClosedTrade, ...]  # oldest first
-
-    def position_fraction(self, symbol: str) -> float:
-        """The symbol's position as a fraction of its quote currency's equity (0 when flat)."""
-        holding = self.holdings.get(symbol)
-        return 0.0 if holding is None else holding.fraction
-
-    def exposure_fraction(self, quote: str) -> float:
-        """All positions quoted in ``quote``, as a fraction of its equity (0 when none)."""
-        currency = self.currencies.get(quote)
-        return 0.0 if currency is None else currency.exposure_fraction
 
 
 class PaperBroker:
@@ -131,12 +85,17 @@ class PaperBroker:
             return _resubmitted(existing)
 
     def process_fills(self, now_ms: int) -> list[FillView]:
-        """Fill every open order whose fill candle has opened by ``now_ms``, in journal order."""
+        """Fill every open order whose fill candle has closed by ``now_ms``, in journal order.
+
+        The candle must have closed, not merely opened: the book at ``now_ms`` then depends
+        only on candles a decision at ``now_ms`` may read (DESIGN §3), in replay as live.
+        """
         due: list[tuple[OrderRow, CandleRow, CandleRow | None]] = []
         with self._database.session_factory() as session:
             for order in orders.open_orders(session, self.name):
+                latest_open = now_ms - timeframe_ms(order.timeframe)
                 candle = orders.first_candle_opening(
-                    session, order.symbol, order.timeframe, order.not_before, now_ms
+                    session, order.symbol, order.timeframe, order.not_before, latest_open
                 )
                 if candle is not None:
                     previous = orders.last_closed_candle(

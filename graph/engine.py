@@ -14,7 +14,7 @@ from core.decision import Decision, Mode
 from core.hashing import hash_json
 from core.settings import Settings
 from core.timeframes import now_ms, timeframe_ms
-from execution.broker import FillView
+from core.trading import FillView
 from execution.paper import PaperBroker
 from graph.builder import build_graph
 from graph.record import build_decision

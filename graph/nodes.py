@@ -13,8 +13,7 @@ from core.evidence import ResearchBrief
 from core.market_features import market_snapshot
 from core.sentiment import decayed_sentiment
 from core.timeframes import format_timestamp
-from execution.accounting import quote_of
-from execution.broker import OrderRequest
+from core.trading import OrderRequest, quote_of
 from graph.debate import run_debate
 from graph.fusion import fuse
 from graph.state import DecisionServices, DecisionState, MarketInputs

@@ -19,8 +19,8 @@ from core.evidence import Argument, ResearchBrief
 from core.market_view import MarketView, NewsItem, ResearchObservation
 from core.settings import Settings
 from core.snapshot import MarketSnapshot
-from execution.broker import Broker, FillView
-from execution.paper import PortfolioView
+from core.trading import FillView, PortfolioView
+from execution.broker import Broker
 from graph.debate import DebateOutcome
 from safety.triggers import TriggerReport
 

@@ -22,8 +22,7 @@ from sqlalchemy.orm import Session
 from core.decision import ControlStateName
 from core.settings import Settings, validate_symbol
 from core.timeframes import format_timestamp
-from execution.broker import Broker, OrderRequest
-from execution.paper import HoldingView, PortfolioView
+from core.trading import HoldingView, OrderOutcome, OrderRequest, OrderView, PortfolioView
 from storage.control import NEVER_CHANGED, ControlState, current_in, record_in, scopes_in
 from storage.engine import Database
 from storage.journal import guarded_transaction
@@ -40,8 +39,17 @@ PANIC_EVENT_KIND = "panic_steps"
 _MAX_ACTOR = 64
 
 
-class ControlledBroker(Broker, Protocol):
-    """A broker whose book can be marked: the panic sells each position at its mark."""
+class ControlledBroker(Protocol):
+    """What the control service needs of a broker: cancel everything, send the panic's
+    close-outs, show the book. Structural, so safety needs nothing from execution."""
+
+    name: str
+
+    def submit(self, request: OrderRequest, now_ms: int) -> OrderOutcome: ...
+
+    def cancel_all(self, reason: str, now_ms: int) -> list[OrderView]: ...
+
+    def open_orders(self) -> list[OrderView]: ...
 
     def portfolio(self, now_ms: int) -> PortfolioView: ...
 

@@ -23,8 +23,7 @@ from core.market_view import NewsItem
 from core.sentiment import decayed_sentiment
 from core.settings import RiskLimits, SafetySettings
 from core.timeframes import format_timestamp
-from execution.accounting import ClosedTrade, consecutive_losses
-from execution.broker import FillView
+from core.trading import ClosedTrade, FillView, consecutive_losses
 
 TriggerScope = Literal["global", "symbol"]
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from conftest import shared_csv
 
 from core.timeframes import parse_timestamp
-from execution.broker import OrderRequest, Side
+from core.trading import OrderRequest, Side
 from ingestion.importer import import_candle_file
 from storage.candles import CandleStore
 from storage.engine import Database, open_database

@@ -19,7 +19,7 @@ from conftest import REPO_ROOT
 
 from core.settings import SafetySettings, Settings
 from core.timeframes import parse_timestamp
-from execution.broker import OrderView
+from core.trading import OrderView
 from execution.paper import PaperBroker
 from safety.control import AUTO_RESUME_ACTOR, ControlError, ControlService, CoolDownError
 from storage.control import ControlStore
@@ -123,7 +123,8 @@ def test_panic_closes_positions_with_reduce_only_sells(
     as_of = eth[1].open_time + FIVE_MINUTES
     for symbol, candles in (("ETH/BTC", eth), ("LTC/BTC", ltc)):
         broker.submit(order(symbol, reference_price=candles[1].close, not_before=as_of), as_of)
-    broker.process_fills(as_of)
+    # They fill at the open of eth[2] (ltc[2]), booked once it has closed.
+    assert len(broker.process_fills(eth[2].open_time + FIVE_MINUTES)) == 2
     held = {symbol: position.quantity for symbol, position in broker.ledger().positions.items()}
     assert set(held) == {"ETH/BTC", "LTC/BTC"}
     panic_at = eth[10].open_time + FIVE_MINUTES
@@ -137,10 +138,12 @@ def test_panic_closes_positions_with_reduce_only_sells(
     assert halted_seq is not None
     assert all(row.journal_seq > halted_seq for row in closing)
     assert all(row.not_before == panic_at for row in closing)
-    # An ordinary sell is still refused; the close-outs fill at the next open.
+    # An ordinary sell is still refused; the close-outs fill at the next open, booked once
+    # that candle has closed.
     refused = broker.submit(order("ETH/BTC", "sell", reference_price=1.0, not_before=0), panic_at)
     assert refused.status == "refused"
-    fills = broker.process_fills(panic_at)
+    assert broker.process_fills(panic_at) == []
+    fills = broker.process_fills(eth[11].open_time + FIVE_MINUTES)
     assert {fill.symbol: fill.filled_at for fill in fills} == {
         "ETH/BTC": eth[11].open_time,
         "LTC/BTC": ltc[11].open_time,
@@ -154,11 +157,12 @@ def test_a_second_panic_is_already_halted_and_still_cancels(
     btc = import_real_candles(database, tmp_path, "BTC_USDT-5m.csv", "BTC/USDT", "5m", 10)
     as_of = btc[0].open_time + FIVE_MINUTES
     broker.submit(order(reference_price=btc[0].close, not_before=as_of), as_of)
-    broker.process_fills(as_of)
-    first = service.panic("operator", "first", as_of, close_positions=True)
+    booked = btc[1].open_time + FIVE_MINUTES
+    assert len(broker.process_fills(booked)) == 1
+    first = service.panic("operator", "first", booked, close_positions=True)
     [close_out] = first.close_out_order_ids
 
-    second = service.panic("operator", "second", as_of + 1)
+    second = service.panic("operator", "second", booked + 1)
     assert second.already_halted
     assert second.halted_journal_seq == first.halted_journal_seq
     assert second.steps[0].detail == f"already HALTED: journal #{first.halted_journal_seq}"
@@ -166,7 +170,7 @@ def test_a_second_panic_is_already_halted_and_still_cancels(
     assert [row.state for row in control_rows(database)] == ["HALTED"]
     assert ControlStore(database).current().reason == "first"
     # Asked again, the close-out goes out anew.
-    third = service.panic("operator", "third", as_of + 2, close_positions=True)
+    third = service.panic("operator", "third", booked + 2, close_positions=True)
     assert third.already_halted
     assert len(third.close_out_order_ids) == 1
     assert third.close_out_order_ids != first.close_out_order_ids
@@ -265,7 +269,7 @@ def test_status_shows_state_positions_and_todays_pnl(
     btc = import_real_candles(database, tmp_path, "BTC_USDT-5m.csv", "BTC/USDT", "5m", 10)
     as_of = btc[0].open_time + FIVE_MINUTES
     broker.submit(order(reference_price=btc[0].close, not_before=as_of), as_of)
-    [fill] = broker.process_fills(as_of)
+    [fill] = broker.process_fills(btc[1].open_time + FIVE_MINUTES)
     later = btc[5].open_time + FIVE_MINUTES
     service.pause("alice", "lunch", later)
 

@@ -1,5 +1,6 @@
 """The paper broker on real candles, SQLite and PostgreSQL: fills at the next open with fee and
-slippage, precision and minimums, sells capped, idempotence, restarts, the control state."""
+slippage, booked once that candle has closed, precision and minimums, sells capped,
+idempotence, restarts, the control state."""
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,7 @@ from broker_helpers import (
 )
 
 from core.settings import PaperSettings
-from execution.broker import OrderRequest
+from core.trading import OrderRequest
 from execution.paper import DAY_MS, PaperBroker
 from storage import orders
 from storage.control import ControlStore
@@ -52,8 +53,10 @@ def test_a_buy_fills_at_the_next_open_with_fee_and_slippage(
     # 10 % of 10 000 USDT at the reference price.
     assert outcome.quantity == pytest.approx(1000 / 16726.1, rel=1e-12)
 
+    # It fills at the open of the next candle, btc[1], booked once that candle has closed.
     assert broker.process_fills(as_of - 1) == []
-    [fill] = broker.process_fills(as_of)
+    assert broker.process_fills(closes_at(btc[1]) - 1) == []
+    [fill] = broker.process_fills(closes_at(btc[1]))
     # By hand: the next candle opens at 16726.0; the candle before it traded 691.508 BTC at
     # a close of 16726.1, so the order's share is 0.0597868 × 16726.0 / (691.508 × 16726.1)
     # = 8.6458e-5 and the adverse move 0.0002 + 0.1 × 8.6458e-5 = 0.00020865.
@@ -72,10 +75,38 @@ def test_an_order_never_fills_before_not_before(broker: PaperBroker, btc: list[C
     # not_before one millisecond after an open: that candle has begun, the next one fills it.
     not_before = btc[10].open_time + 1
     broker.submit(order(reference_price=btc[9].close, not_before=not_before), not_before)
-    assert broker.process_fills(btc[11].open_time - 1) == []
+    # btc[10] has closed by then, but it opened before not_before: it never fills the order.
+    assert broker.process_fills(closes_at(btc[10])) == []
+    assert broker.process_fills(closes_at(btc[11]) - 1) == []
     [fill] = broker.process_fills(btc[30].open_time)
     assert fill.filled_at == btc[11].open_time
     assert fill.price > btc[11].open
+
+
+def test_a_fill_is_booked_only_once_its_candle_has_closed(
+    broker: PaperBroker, btc: list[CsvCandle]
+) -> None:
+    # The fill candle, btc[6], is stored (and btc[7] after it) long before the order is due.
+    fill_candle, before = btc[6], btc[5]
+    as_of = closes_at(before)
+    placed = broker.submit(order(reference_price=before.close, not_before=as_of), as_of)
+    assert fill_candle.open_time == as_of
+
+    # Open, or open for all but a millisecond: the candle is still forming, so no decision
+    # at that time may read it, and the book at that time must not depend on it either.
+    assert broker.process_fills(fill_candle.open_time) == []
+    assert broker.process_fills(closes_at(fill_candle) - 1) == []
+    assert [row.id for row in broker.open_orders()] == [placed.order_id]
+    assert broker.ledger().positions == {}
+
+    [fill] = broker.process_fills(closes_at(fill_candle))
+    assert fill.order_id == placed.order_id
+    # Still at that candle's open, moved by the half-spread and the impact on the candle before.
+    assert fill.filled_at == fill_candle.open_time
+    participation = placed.quantity * fill_candle.open / (before.volume * before.close)
+    assert fill.price == pytest.approx(fill_candle.open * (1 + 0.0002 + 0.1 * participation))
+    assert broker.open_orders() == []
+    assert broker.process_fills(closes_at(fill_candle) + DAY_MS) == []
 
 
 def test_a_sell_fills_below_the_open_and_closes_the_trade(
@@ -83,14 +114,14 @@ def test_a_sell_fills_below_the_open_and_closes_the_trade(
 ) -> None:
     as_of = closes_at(btc[20])
     bought = broker.submit(order(reference_price=btc[20].close, not_before=as_of), as_of)
-    [buy] = broker.process_fills(as_of)
+    [buy] = broker.process_fills(closes_at(btc[21]))
     later = closes_at(btc[40])
     sold = broker.submit(
         order(side="sell", size=1.0, reference_price=btc[40].close, not_before=later), later
     )
     # Capped at the position held, whatever the fraction asked.
     assert sold.quantity == bought.quantity
-    [sell] = broker.process_fills(later)
+    [sell] = broker.process_fills(closes_at(btc[41]))
 
     participation = sold.quantity * btc[41].open / (btc[40].volume * btc[40].close)
     assert sell.price == pytest.approx(btc[41].open * (1 - 0.0002 - 0.1 * participation))
@@ -113,7 +144,8 @@ def test_impact_is_capped_when_the_order_outweighs_the_candle_before(
     broker.submit(
         order("XRP/ETH", reference_price=xrp[2].close, not_before=decided, timeframe="1m"), decided
     )
-    [fill] = broker.process_fills(xrp[3].open_time)
+    assert broker.process_fills(xrp[3].open_time) == []
+    [fill] = broker.process_fills(xrp[3].open_time + 60_000)
     assert xrp[3].open_time == decided + 60_000
     assert fill.filled_at == xrp[3].open_time
     assert fill.price == pytest.approx(xrp[3].open * (1 + 0.0002 + 0.1))
@@ -158,7 +190,7 @@ def test_a_sell_is_refused_when_flat_and_capped_by_open_sells(
     assert order_rows(database) == []
 
     bought = broker.submit(order(reference_price=btc[0].close, not_before=as_of), as_of)
-    broker.process_fills(as_of)
+    assert len(broker.process_fills(closes_at(btc[1]))) == 1
     later = closes_at(btc[3])
     half = broker.submit(
         order(side="sell", size=0.05, reference_price=btc[3].close, not_before=later), later
@@ -173,7 +205,7 @@ def test_a_sell_is_refused_when_flat_and_capped_by_open_sells(
     )
     assert more.status == "refused"
     assert "beyond the open sell orders" in more.reason
-    broker.process_fills(later)
+    assert len(broker.process_fills(closes_at(btc[4]))) == 2
     assert broker.ledger().positions == {}
 
 
@@ -190,9 +222,10 @@ def test_a_client_order_id_is_submitted_once(
         first.journal_seq,
     )
     assert "already submitted" in again.reason
-    broker.process_fills(as_of)
+    booked = closes_at(btc[1])
+    assert len(broker.process_fills(booked)) == 1
     # Still one order and one fill, even after it filled.
-    assert broker.submit(request, as_of + 2).order_id == first.order_id
+    assert broker.submit(request, booked + 1).order_id == first.order_id
     assert len(order_rows(database)) == 1
     assert len(broker.ledger().positions) == 1
 
@@ -202,8 +235,9 @@ def test_a_new_broker_on_the_same_database_sees_the_same_book(
 ) -> None:
     as_of = closes_at(btc[0])
     broker.submit(order(reference_price=btc[0].close, not_before=as_of), as_of)
-    broker.process_fills(as_of)
-    broker.submit(order(reference_price=btc[5].close, not_before=closes_at(btc[5])), as_of)
+    booked = closes_at(btc[1])
+    assert len(broker.process_fills(booked)) == 1
+    broker.submit(order(reference_price=btc[1].close, not_before=closes_at(btc[5])), booked)
     before = (broker.ledger(), broker.open_orders(), broker.portfolio(closes_at(btc[9])))
 
     reopened = open_database(database_url)
@@ -225,7 +259,7 @@ def test_portfolio_marks_now_and_at_the_start_of_the_utc_day(
 ) -> None:
     as_of = closes_at(btc[30])
     bought = broker.submit(order(reference_price=btc[30].close, not_before=as_of), as_of)
-    [fill] = broker.process_fills(as_of)
+    [fill] = broker.process_fills(closes_at(btc[31]))
     midnight = next(candle.open_time for candle in btc if candle.open_time % DAY_MS == 0)
     before_midnight = next(candle for candle in btc if closes_at(candle) == midnight)
     now = midnight + 2 * 3_600_000 + 1
@@ -256,13 +290,14 @@ def test_paused_refuses_buys_and_lets_sells_out(
 ) -> None:
     as_of = closes_at(btc[0])
     broker.submit(order(reference_price=btc[0].close, not_before=as_of), as_of)
-    broker.process_fills(as_of)
-    ControlStore(database).record("PAUSED", "three losses", "gate", as_of, symbol="BTC/USDT")
+    booked = closes_at(btc[1])
+    assert len(broker.process_fills(booked)) == 1
+    ControlStore(database).record("PAUSED", "three losses", "gate", booked, symbol="BTC/USDT")
 
-    buy = broker.submit(order(reference_price=btc[0].close, not_before=as_of), as_of)
+    buy = broker.submit(order(reference_price=btc[1].close, not_before=booked), booked)
     assert (buy.status, buy.reason) == ("refused", "PAUSED (three losses): exits only, no new buys")
     sell = broker.submit(
-        order(side="sell", size=1.0, reference_price=btc[0].close, not_before=as_of), as_of
+        order(side="sell", size=1.0, reference_price=btc[1].close, not_before=booked), booked
     )
     assert sell.status == "accepted"
 
@@ -272,25 +307,26 @@ def test_halted_refuses_everything_but_reduce_only_sells(
 ) -> None:
     as_of = closes_at(btc[0])
     broker.submit(order(reference_price=btc[0].close, not_before=as_of), as_of)
-    broker.process_fills(as_of)
-    ControlStore(database).record("HALTED", "panic", "operator", as_of)
+    booked = closes_at(btc[1])
+    assert len(broker.process_fills(booked)) == 1
+    ControlStore(database).record("HALTED", "panic", "operator", booked)
 
     for side in ("buy", "sell"):
         refused = broker.submit(
-            order(side=side, reference_price=btc[0].close, not_before=as_of), as_of
+            order(side=side, reference_price=btc[1].close, not_before=booked), booked
         )
         assert (refused.status, refused.reason) == (
             "refused",
             "HALTED (panic): no new orders until a resume",
         )
     close_out = broker.submit(
-        order(side="sell", size=1.0, reference_price=btc[0].close, not_before=as_of,
+        order(side="sell", size=1.0, reference_price=btc[1].close, not_before=booked,
               reduce_only=True),
-        as_of,
+        booked,
     )  # fmt: skip
     assert close_out.status == "accepted"
     reduce_buy = broker.submit(
-        order(reference_price=btc[0].close, not_before=as_of, reduce_only=True), as_of
+        order(reference_price=btc[1].close, not_before=booked, reduce_only=True), booked
     )
     assert reduce_buy.status == "refused"
     assert [row.reduce_only for row in order_rows(database)] == [False, True]
@@ -351,7 +387,7 @@ def test_a_sell_fills_no_more_than_is_held_when_it_fills(
 ) -> None:
     as_of = closes_at(btc[0])
     bought = broker.submit(order(reference_price=btc[0].close, not_before=as_of), as_of)
-    broker.process_fills(as_of)
+    assert len(broker.process_fills(closes_at(btc[1]))) == 1
     later = closes_at(btc[2])
     sell = broker.submit(
         order(side="sell", size=1.0, reference_price=btc[2].close, not_before=later), later
@@ -378,7 +414,7 @@ def test_a_sell_fills_no_more_than_is_held_when_it_fills(
             ),
         )  # fmt: skip
 
-    [fill] = broker.process_fills(later)
+    [fill] = broker.process_fills(closes_at(btc[3]))
     assert fill.quantity == pytest.approx(bought.quantity / 2)
     [row] = [row for row in order_rows(database) if row.id == sell.order_id]
     assert (row.status, row.quantity) == ("filled", sell.quantity)

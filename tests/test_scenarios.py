@@ -20,7 +20,7 @@ from decision_helpers import Loaded, load
 from core.decision import Decision
 from core.settings import PaperSettings, SafetySettings, Settings
 from core.timeframes import parse_timestamp
-from execution.broker import OrderRequest, Side
+from core.trading import OrderRequest, Side
 from graph.engine import DecisionEngine
 from safety.control import CoolDownError
 from storage.api_errors import ApiErrorStore

@@ -12,8 +12,8 @@ from core.indicators import atr
 from core.market_view import NewsItem
 from core.sentiment import decayed_sentiment
 from core.settings import RISK_PROFILES, SafetySettings
-from execution.accounting import ClosedTrade, FillRecord, replay
-from execution.broker import FillView
+from core.trading import ClosedTrade, FillView
+from execution.accounting import FillRecord, replay
 from ingestion.candle_file import parse_candle_file
 from safety.gate import GateInputs, MarketDataStatus, evaluate
 from safety.triggers import (
