@@ -6,7 +6,9 @@ same transaction. The difference between the two is what the LangGraph machinery
 
 Offline and self-contained: a temporary SQLite database (the embedded default, WAL) is
 filled with simulated 5m candles for 100 symbols; every decision is taken at the last
-close and persisted like any other.
+close and persisted like any other, with the book read and every gate check run, but
+decide-only (no order sent): deciding again and again at one instant would pile up orders
+no later bar ever fills. Order placement is timed under load by bench/panic.py.
 
     .venv/bin/python bench/decide.py            # full run (~1 min)
     .venv/bin/python bench/decide.py --quick    # fewer repetitions
@@ -152,16 +154,25 @@ def prepare(home: Path, config: RunConfig) -> tuple[Bench, float]:
     return bench, time.perf_counter() - started
 
 
-def check_anchor(bench: Bench) -> tuple[bool, dict[str, int]]:
-    """The anchor must decide exactly what the graph decides, or the comparison is void."""
+def check_anchor(bench: Bench, config: RunConfig) -> tuple[bool, dict[str, int]]:
+    """The anchor must decide exactly what the graph decides, or the comparison is void.
+
+    Each decides on a database of its own: a decision may pause a symbol (a tripped
+    trigger), and the other path deciding after it on the same database would see that.
+    """
     same = True
     actions: dict[str, int] = {}
-    for symbol in bench.symbols:
-        graph = bench.engine.decide(symbol, TIMEFRAME, bench.as_of)
-        plain = bench.plain.decide(symbol, TIMEFRAME, bench.as_of)
-        same = same and graph.deterministic_json() == plain.deterministic_json()
-        label = f"{graph.action}/{graph.safety.verdict}"
-        actions[label] = actions.get(label, 0) + 1
+    with tempfile.TemporaryDirectory(prefix="sigmax-anchor-") as home:
+        twin, _ = prepare(Path(home), config)
+        try:
+            for symbol in bench.symbols:
+                graph = bench.engine.decide(symbol, TIMEFRAME, bench.as_of, place_orders=False)
+                plain = twin.plain.decide(symbol, TIMEFRAME, bench.as_of, place_orders=False)
+                same = same and graph.deterministic_json() == plain.deterministic_json()
+                label = f"{graph.action}/{graph.safety.verdict}"
+                actions[label] = actions.get(label, 0) + 1
+        finally:
+            twin.database.dispose()
     return same, dict(sorted(actions.items()))
 
 
@@ -177,7 +188,7 @@ def single_decisions(bench: Bench, config: RunConfig) -> dict[str, Samples]:
         for index in range(count):
             symbol = symbols[index % len(symbols)]
             started = time.perf_counter()
-            decision = engine.decide(symbol, TIMEFRAME, as_of)
+            decision = engine.decide(symbol, TIMEFRAME, as_of, place_orders=False)
             elapsed = (time.perf_counter() - started) * 1000.0
             if keep:
                 results["sync"].add(elapsed, decision)
@@ -188,12 +199,12 @@ def single_decisions(bench: Bench, config: RunConfig) -> dict[str, Samples]:
         for index in range(count):
             symbol = symbols[index % len(symbols)]
             started = time.perf_counter()
-            decision = await engine.decide_async(symbol, TIMEFRAME, as_of)
+            decision = await engine.decide_async(symbol, TIMEFRAME, as_of, place_orders=False)
             elapsed = (time.perf_counter() - started) * 1000.0
             if keep:
                 results["async"].add(elapsed, decision)
             started = time.perf_counter()
-            decision = await plain.decide_async(symbol, TIMEFRAME, as_of)
+            decision = await plain.decide_async(symbol, TIMEFRAME, as_of, place_orders=False)
             elapsed = (time.perf_counter() - started) * 1000.0
             if keep:
                 results["plain"].add(elapsed, decision)
@@ -221,15 +232,15 @@ def cycles(bench: Bench, config: RunConfig) -> dict[str, list[float]]:
 
     def sync_cycle() -> None:
         for symbol in symbols:
-            engine.decide(symbol, TIMEFRAME, as_of)
-
-    def plain_cycle() -> None:
-        for symbol in symbols:
-            plain.decide(symbol, TIMEFRAME, as_of)
+            engine.decide(symbol, TIMEFRAME, as_of, place_orders=False)
 
     async def async_cycle() -> None:
         for symbol in symbols:
-            await engine.decide_async(symbol, TIMEFRAME, as_of)
+            await engine.decide_async(symbol, TIMEFRAME, as_of, place_orders=False)
+
+    async def plain_cycle() -> None:
+        for symbol in symbols:
+            await plain.decide_async(symbol, TIMEFRAME, as_of, place_orders=False)
 
     async def timed_async(run: Callable[[], Awaitable[None]]) -> float:
         started = time.perf_counter()
@@ -239,7 +250,7 @@ def cycles(bench: Bench, config: RunConfig) -> dict[str, list[float]]:
     async def in_one_loop() -> None:
         for _ in range(config.cycles):
             results["async"].append(await timed_async(async_cycle))
-            results["plain"].append(timed(plain_cycle))
+            results["plain"].append(await timed_async(plain_cycle))
 
     for _ in range(config.cycles):
         results["sync"].append(timed(sync_cycle))
@@ -433,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench, setup_s = prepare(Path(home), config)
         try:
             print("checking the plain anchor against the graph ...", file=progress)
-            anchor = check_anchor(bench)
+            anchor = check_anchor(bench, config)
             gc.collect()
             print(f"{config.repetitions} single decisions per path ...", file=progress)
             singles = single_decisions(bench, config)
