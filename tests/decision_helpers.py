@@ -31,9 +31,11 @@ class Loaded:
         )
 
 
-def load(home: Path, files: dict[str, Path], timeframe: str) -> Loaded:
+def load(
+    home: Path, files: dict[str, Path], timeframe: str, settings: Settings | None = None
+) -> Loaded:
     """A fresh SQLite home with each symbol's real candle file imported."""
-    settings = Settings(home=home)
+    settings = settings or Settings(home=home)
     database = open_database(settings.resolved_database_url)
     store = CandleStore(database.session_factory)
     for symbol, path in files.items():

@@ -13,6 +13,7 @@ from conftest import shared_csv
 from decision_helpers import Loaded, load, read_csv_window
 
 from api.cli import cli
+from core.settings import SafetySettings, Settings
 from core.timeframes import format_timestamp, parse_timestamp, timeframe_ms
 from storage.models import CandleRow, FillRow, NewsItemRow, ResearchObservationRow, SafetyEventRow
 
@@ -172,8 +173,14 @@ def test_a_blocked_decision_is_stored_with_its_safety_event(tmp_path: Path) -> N
     assert "data_freshness" in event.detail
 
 
-def test_deciding_every_12th_bar_gives_buys_sells_and_holds(btc: Loaded) -> None:
-    """Not a constant: the distribution over the whole file (printed for the record)."""
+def test_deciding_every_12th_bar_gives_buys_sells_and_holds(tmp_path: Path) -> None:
+    """Not a constant: the distribution over the whole file (printed for the record).
+
+    Pauses lift after their cool-down here (auto-resume): otherwise the first circuit
+    breaker would hold the symbol until a person resumed it, and the rest would be holds.
+    """
+    settings = Settings(home=tmp_path, safety=SafetySettings(auto_resume=True))
+    btc = load(tmp_path, {"BTC/USDT": shared_csv("BTC_USDT-5m.csv")}, "5m", settings)
     step = timeframe_ms("5m")
     with btc.database.session_factory() as session:
         first, last = session.execute(
