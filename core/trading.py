@@ -66,6 +66,7 @@ class FillView:
     price: float
     fee: float
     slippage_fraction: float
+    # When the fill is booked: the close of the candle at whose open it was priced.
     filled_at: int
 
 

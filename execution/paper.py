@@ -227,6 +227,11 @@ class PaperBroker:
         cancelled it meanwhile) or, for a sell, nothing is left to sell."""
         with guarded_transaction(self._database, exclusive=False) as session:
             orders.instrument(session, order.symbol, lock=True)
+            refusal = _fill_refusal(order, current_in(session, order.symbol))
+            if refusal is not None:
+                # An order left open would fill after a resume at a price nobody decided on.
+                orders.close_order(session, order.id, "cancelled", refusal, now_ms)
+                return None
             quantity = order.quantity
             if order.side == "sell":
                 # Two sells sized side by side may together exceed the position: fill no more
@@ -256,7 +261,8 @@ class PaperBroker:
                 price=price,
                 fee=self._settings.taker_fee * quantity * price,
                 slippage_fraction=sign * (price - order.reference_price) / order.reference_price,
-                filled_at=candle.open_time,
+                # Booked when its candle has closed: the book at t holds only what t may know.
+                filled_at=candle.open_time + timeframe_ms(order.timeframe),
             )
             orders.add_fill(session, FillRow(**asdict(fill)))
         return fill
@@ -309,6 +315,15 @@ def _check_request(request: OrderRequest) -> None:
         raise ValueError(f"size_fraction must be in (0, 1], not {request.size_fraction}")
     if not (math.isfinite(request.reference_price) and request.reference_price > 0.0):
         raise ValueError(f"reference_price must be a positive price, not {request.reference_price}")
+
+
+def _fill_refusal(order: OrderRow, control: ControlState) -> str | None:
+    """An open order the control state no longer lets through is cancelled, not filled."""
+    if control.state == "HALTED" and not order.reduce_only:
+        return f"HALTED before it filled ({control.reason})"
+    if control.state == "PAUSED" and order.side == "buy":
+        return f"PAUSED before it filled ({control.reason}): no new entries"
+    return None
 
 
 def _control_refusal(request: OrderRequest, control: ControlState) -> str | None:

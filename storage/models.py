@@ -257,6 +257,7 @@ class FillRow(Base):
     fee: Mapped[float]
     # Fill price against the order's reference price, adverse positive.
     slippage_fraction: Mapped[float]
+    # Booked at the close of the candle whose open priced it (what a decision then may know).
     filled_at: Mapped[EpochMs] = mapped_column(index=True)
 
 

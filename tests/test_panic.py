@@ -145,8 +145,8 @@ def test_panic_closes_positions_with_reduce_only_sells(
     assert broker.process_fills(panic_at) == []
     fills = broker.process_fills(eth[11].open_time + FIVE_MINUTES)
     assert {fill.symbol: fill.filled_at for fill in fills} == {
-        "ETH/BTC": eth[11].open_time,
-        "LTC/BTC": ltc[11].open_time,
+        "ETH/BTC": eth[11].open_time + FIVE_MINUTES,
+        "LTC/BTC": ltc[11].open_time + FIVE_MINUTES,
     }
     assert broker.ledger().positions == {}
 

@@ -60,7 +60,8 @@ def test_a_buy_fills_at_the_next_open_with_fee_and_slippage(
     # By hand: the next candle opens at 16726.0; the candle before it traded 691.508 BTC at
     # a close of 16726.1, so the order's share is 0.0597868 × 16726.0 / (691.508 × 16726.1)
     # = 8.6458e-5 and the adverse move 0.0002 + 0.1 × 8.6458e-5 = 0.00020865.
-    assert fill.filled_at == btc[1].open_time == as_of
+    assert btc[1].open_time == as_of
+    assert fill.filled_at == closes_at(btc[1])  # booked at the close of the candle it priced at
     assert fill.price == pytest.approx(16726.0 * 1.00020864580638606, rel=1e-12)
     assert fill.price == pytest.approx(16729.4898097576, rel=1e-12)
     assert fill.fee == pytest.approx(0.001 * outcome.quantity * fill.price, rel=1e-12)
@@ -79,7 +80,7 @@ def test_an_order_never_fills_before_not_before(broker: PaperBroker, btc: list[C
     assert broker.process_fills(closes_at(btc[10])) == []
     assert broker.process_fills(closes_at(btc[11]) - 1) == []
     [fill] = broker.process_fills(btc[30].open_time)
-    assert fill.filled_at == btc[11].open_time
+    assert fill.filled_at == closes_at(btc[11])
     assert fill.price > btc[11].open
 
 
@@ -102,7 +103,7 @@ def test_a_fill_is_booked_only_once_its_candle_has_closed(
     [fill] = broker.process_fills(closes_at(fill_candle))
     assert fill.order_id == placed.order_id
     # Still at that candle's open, moved by the half-spread and the impact on the candle before.
-    assert fill.filled_at == fill_candle.open_time
+    assert fill.filled_at == closes_at(fill_candle)
     participation = placed.quantity * fill_candle.open / (before.volume * before.close)
     assert fill.price == pytest.approx(fill_candle.open * (1 + 0.0002 + 0.1 * participation))
     assert broker.open_orders() == []
@@ -147,7 +148,7 @@ def test_impact_is_capped_when_the_order_outweighs_the_candle_before(
     assert broker.process_fills(xrp[3].open_time) == []
     [fill] = broker.process_fills(xrp[3].open_time + 60_000)
     assert xrp[3].open_time == decided + 60_000
-    assert fill.filled_at == xrp[3].open_time
+    assert fill.filled_at == xrp[3].open_time + 60_000
     assert fill.price == pytest.approx(xrp[3].open * (1 + 0.0002 + 0.1))
 
 

@@ -133,7 +133,11 @@ def test_three_consecutive_losing_trades_pause_trading(tmp_path: Path, candles: 
         else:
             index += 1
     for entry, exit_ in losers:
+        # A decision at each order's instant, as the live loop takes one every bar: the loss
+        # it books later must still count as new at the next decision.
+        decide(loaded, entry.close_time)
         trade(loaded, "buy", entry, 0.05)
+        decide(loaded, exit_.close_time)
         trade(loaded, "sell", exit_, 1.0)
     after = losers[-1][1].close_time + STEP
     trades = loaded.engine.broker.portfolio(after).closed_trades
@@ -295,6 +299,7 @@ def test_an_oversized_fill_is_caught_as_slippage(tmp_path: Path, candles: list[B
         home=tmp_path / "home", paper=PaperSettings(starting_balances={"USDT": 0.2 * traded})
     )
     loaded = btc(tmp_path, settings)
+    decide(loaded, at.close_time)  # the decision at the order's instant, as live
     trade(loaded, "buy", at, 1.0)  # a fifth of the market's last candle: ~2 % impact
     moment = at.close_time + STEP
 
