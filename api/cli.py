@@ -229,14 +229,23 @@ symbol_scope_option = click.option(
 def panic(context: Context, reason: str, close_positions: bool, actor: str) -> None:
     """HALT everything now: persist HALTED, cancel open orders, optionally close positions."""
     report = _control(context).panic(actor, reason, now_ms(), close_positions=close_positions)
-    click.echo("already HALTED" if report.already_halted else "HALTED")
+    halted = next(step.ok for step in report.steps if step.name == "halt")
+    if not halted:
+        click.echo("HALT FAILED: trading is NOT stopped")
+    else:
+        click.echo("already HALTED" if report.already_halted else "HALTED")
     for step in report.steps:
         mark = "ok  " if step.ok else "FAIL"
         error = f" — {step.error}" if step.error else ""
         click.echo(f"  {mark} {step.name} after {step.elapsed_ms:.1f} ms: {step.detail}{error}")
+    if not halted:
+        raise click.ClickException(
+            "HALTED could not be persisted: trading is NOT stopped; fix the database and "
+            "run `sigmax panic` again"
+        )
     click.echo("nothing new goes out until `sigmax resume --reason ...`")
     if not report.ok:
-        raise click.ClickException("some panic steps failed (see above); HALTED still holds")
+        raise click.ClickException("some panic steps failed (see above); HALTED holds")
 
 
 @cli.command()

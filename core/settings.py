@@ -208,6 +208,7 @@ class Settings(BaseSettings):
             "debate": self.debate.model_dump(),
             "fusion": self.fusion.model_dump(),
             "safety": self.safety.model_dump(),
+            "paper": self.paper.model_dump(),
             "seed": self.seed,
         }
 

@@ -4,6 +4,7 @@ The brokers (execution/), the gate's triggers and the control service (safety/) 
 graph all speak these types; only core defines them, so dependencies keep flowing one way.
 """
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -120,23 +121,43 @@ class CurrencyView:
 
 @dataclass(frozen=True)
 class PortfolioView:
-    """What the gate and ``sigmax status`` need of the book at ``as_of``."""
+    """What the gate and ``sigmax status`` need of the book at ``as_of``.
+
+    The fractions count open buy orders as if filled: a buy sent this bar and not yet filled
+    is exposure all the same, or the limits could be passed one order at a time.
+    """
 
     as_of: int
     day_start: int
     currencies: Mapping[str, CurrencyView]
     holdings: Mapping[str, HoldingView]
     closed_trades: tuple[ClosedTrade, ...]  # oldest first
+    open_buy_notional: Mapping[str, float]  # per symbol, at the orders' reference prices
 
     def position_fraction(self, symbol: str) -> float:
-        """The symbol's position as a fraction of its quote currency's equity (0 when flat)."""
+        """The symbol's position and open buys as a fraction of its quote's equity."""
         holding = self.holdings.get(symbol)
-        return 0.0 if holding is None else holding.fraction
+        held = 0.0 if holding is None else holding.fraction
+        return held + self._fraction(quote_of(symbol), self.open_buy_notional.get(symbol, 0.0))
 
     def exposure_fraction(self, quote: str) -> float:
-        """All positions quoted in ``quote``, as a fraction of its equity (0 when none)."""
+        """All positions and open buys quoted in ``quote``, as a fraction of its equity."""
         currency = self.currencies.get(quote)
-        return 0.0 if currency is None else currency.exposure_fraction
+        held = 0.0 if currency is None else currency.exposure_fraction
+        pending = sum(
+            notional
+            for symbol, notional in self.open_buy_notional.items()
+            if quote_of(symbol) == quote
+        )
+        return held + self._fraction(quote, pending)
+
+    def _fraction(self, quote: str, notional: float) -> float:
+        if notional <= 0.0:
+            return 0.0
+        currency = self.currencies.get(quote)
+        if currency is None or currency.equity <= 0.0:
+            return math.inf
+        return notional / currency.equity
 
 
 def quote_of(symbol: str) -> str:

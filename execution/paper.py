@@ -133,6 +133,11 @@ class PaperBroker:
         day_start = floor_to(now_ms, DAY_MS)
         with self._database.session_factory() as session:
             now = _book(session, self.name, now_ms, now_ms)
+            open_buys = {
+                open_order.symbol: open_order.notional
+                for open_order in orders.promised(session, self.name, placed_by=now_ms)
+                if open_order.side == "buy"
+            }
             # A fill at 00:00 sharp belongs to the new day; a close at 00:00 is its price.
             opening = _book(session, self.name, day_start - 1, day_start)
         quotes = set(self._settings.starting_balances) | set(now.ledger.cash_flow)
@@ -166,6 +171,7 @@ class PaperBroker:
             currencies=currencies,
             holdings=holdings,
             closed_trades=tuple(now.ledger.closed_trades),
+            open_buy_notional=open_buys,
         )
 
     # --- submitting ---------------------------------------------------------------------------

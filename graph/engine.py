@@ -109,6 +109,10 @@ class DecisionEngine:
         mode: Mode | None = None,
         place_orders: bool = True,
     ) -> Decision:
+        if mode == "live":
+            # No live broker exists yet; "live" here would trade paper without the live caps'
+            # daily count. Refuse rather than pretend.
+            raise ValueError("mode 'live' needs a live broker, which this version does not have")
         self.broker.process_fills(as_of)
         self.control.auto_resume_due(as_of)
         request = DecisionRequest(

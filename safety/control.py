@@ -138,6 +138,10 @@ class ControlService:
                     f"{_scope(symbol)} is HALTED ({own.reason}): a pause would lift it; "
                     "resume first"
                 )
+            if own.state == "PAUSED" and own.cool_down_until is None:
+                # A person's pause holds until a person lifts it: a trigger's pause with a
+                # cool-down recorded over it would let auto-resume lift it.
+                return own
             return _record(session, "PAUSED", reason, actor, now_ms, symbol, cool_down_until)
 
     def resume(

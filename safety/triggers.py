@@ -253,8 +253,9 @@ def check_slippage(
         detail = f"{len(new)} fills since the previous check, worst slippage {worst:+.2%}"
         return _passed("slippage", f"{detail} (limit {limit:.2%})")
     detail = "; ".join(
-        f"order {fill.order_id} ({fill.symbol} {fill.side}) filled at "
-        f"{format_timestamp(fill.filled_at)} with slippage {fill.slippage_fraction:+.2%}"
+        # No order id: ids are random, and the decision record must not be.
+        f"{fill.symbol} {fill.side} booked {format_timestamp(fill.filled_at)} "
+        f"with slippage {fill.slippage_fraction:+.2%}"
         for fill in over
     )
     detail += f" (limit {limit:.2%})"

@@ -92,9 +92,10 @@ class Promised:
     notional: float  # at their reference prices
 
 
-def promised(session: Session, broker: str) -> list[Promised]:
-    """The broker's open orders summed per symbol and side."""
-    rows = session.execute(
+def promised(session: Session, broker: str, placed_by: int | None = None) -> list[Promised]:
+    """The broker's open orders summed per symbol and side; with ``placed_by``, only those
+    placed by then (a replay of an earlier instant must not see later orders)."""
+    query = (
         sa.select(
             OrderRow.symbol,
             OrderRow.side,
@@ -104,6 +105,9 @@ def promised(session: Session, broker: str) -> list[Promised]:
         .where(OrderRow.broker == broker, OrderRow.status == "open")
         .group_by(OrderRow.symbol, OrderRow.side)
     )
+    if placed_by is not None:
+        query = query.where(OrderRow.not_before <= placed_by)
+    rows = session.execute(query)
     return [Promised(*row) for row in rows]
 
 

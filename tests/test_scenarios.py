@@ -307,3 +307,32 @@ def test_an_oversized_fill_is_caught_as_slippage(tmp_path: Path, candles: list[B
 
     assert "slippage" in check(decision, "slippage")[1]
     assert control(loaded) == ("PAUSED", "trigger:slippage")
+
+
+def test_open_orders_count_against_the_position_limit(tmp_path: Path, candles: list[Bar]) -> None:
+    """Buys sent but not yet filled are exposure: deciding again at the same bar cannot
+    stack them past the profile's maximum position."""
+    loaded = btc(tmp_path)
+    moment = parse_timestamp(
+        first_buy_proposal(loaded, candles[400].close_time, candles[3000].close_time).as_of
+    )
+    sizes = [decide(loaded, moment, place_orders=True).safety.size for _ in range(12)]
+    assert sizes[0] > 0.0
+    assert sum(sizes) <= loaded.settings.limits.max_position_fraction + 1e-9
+    assert sizes[-1] == 0.0  # the room is used up
+
+
+def test_a_trigger_never_turns_a_persons_pause_into_one_that_lifts_itself(
+    tmp_path: Path, candles: list[Bar]
+) -> None:
+    settings = Settings(home=tmp_path / "home", safety=SafetySettings(auto_resume=True))
+    loaded = btc(tmp_path, settings)
+    moment = candles[2000].close_time
+    loaded.engine.control.pause("operator", "news pending", moment - STEP)
+    errors = ApiErrorStore(loaded.database.session_factory)
+    for second in range(11):
+        errors.record("binance", "NetworkError", "reset", moment - 30_000 + second)
+    decide(loaded, moment)
+    later = decide(loaded, moment + 2 * COOL_DOWN)
+    assert later.safety.control_state == "PAUSED"
+    assert control(loaded) == ("PAUSED", "operator")
