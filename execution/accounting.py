@@ -32,10 +32,6 @@ class Position:
     cost: float  # quote currency paid for what is still held, fees included
     opened_at: int
 
-    @property
-    def average_price(self) -> float:
-        return self.cost / self.quantity
-
     def value(self, mark_price: float) -> float:
         return self.quantity * mark_price
 

@@ -59,16 +59,6 @@ class ControlStore:
         with guarded_transaction(self.database, exclusive=True) as session:
             return record_in(session, state, reason, actor, at_ms, symbol, cool_down_until)
 
-    def history(self, limit: int = 50) -> list[ControlState]:
-        """The newest changes first, global and per symbol."""
-        with self.database.session_factory() as session:
-            rows = session.scalars(
-                sa.select(ControlStateChangeRow)
-                .order_by(ControlStateChangeRow.journal_seq.desc())
-                .limit(limit)
-            ).all()
-        return [_state(row) for row in rows]
-
 
 def current_in(session: Session, symbol: str | None = None) -> ControlState:
     """``ControlStore.current`` inside the caller's transaction (after its guard)."""
