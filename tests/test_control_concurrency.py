@@ -16,8 +16,12 @@ import sqlalchemy as sa
 from broker_helpers import order, orders_placed_between, place_orders_until_stopped
 
 from core.settings import Settings
+from core.timeframes import timeframe_ms
 from execution.paper import PaperBroker
+from graph.engine import DecisionEngine
+from ingestion.sim import simulate_candles
 from safety.control import ControlService
+from storage.candles import CandleStore
 from storage.control import ControlStore
 from storage.engine import Database
 from storage.models import OrderRow
@@ -161,3 +165,47 @@ def test_processes_place_no_order_after_the_panic(
     assert all(tally.get("accepted", 0) > 0 for tally in tallies)
     assert sum(tally.get("refused", 0) for tally in tallies) > 0
     assert all(worker.exitcode == 0 for worker in workers)
+
+
+def test_twenty_symbols_deciding_concurrently_send_nothing_after_the_panic(
+    database: Database, tmp_path: Path
+) -> None:
+    """The whole decision path, not the broker alone: 20 threads each decide their symbol
+    bar after bar (approved buys go to the paper broker) while a panic fires mid-run."""
+    step = timeframe_ms("5m")
+    start = 1_700_000_000_000 - 1_700_000_000_000 % step
+    store = CandleStore(database.session_factory)
+    for symbol in SYMBOLS:
+        store.insert_candles(simulate_candles(symbol, "5m", start, 300, seed=7))
+    settings = Settings(home=tmp_path / "home", symbols=tuple(SYMBOLS))
+    engine = DecisionEngine(settings, database)
+    first_bar = start + 280 * step
+    decided = threading.Semaphore(0)
+    failures: list[BaseException] = []
+
+    def decide_bar_after_bar(symbol: str) -> None:
+        try:
+            for bar in range(16):
+                engine.decide(symbol, "5m", first_bar + bar * step)
+                decided.release()
+        except BaseException as error:  # the test reports it, with its thread's symbol
+            failures.append(error)
+
+    threads = [threading.Thread(target=decide_bar_after_bar, args=(s,)) for s in SYMBOLS]
+    for thread in threads:
+        thread.start()
+    for _ in range(80):  # a quarter of the run decided, then the panic
+        assert decided.acquire(timeout=PATIENCE_S), "the deciding threads stalled"
+    report = engine.control.panic("operator", "drill under decisions", now_ms=first_bar)
+    for thread in threads:
+        thread.join(PATIENCE_S)
+    assert not failures, failures
+    assert report.ok, report.errors
+    assert report.halted_journal_seq is not None
+    with database.session_factory() as session:
+        before = session.scalar(
+            sa.select(sa.func.count()).where(OrderRow.journal_seq < report.halted_journal_seq)
+        )
+    assert before, "the decisions placed no order before the panic: the test proves nothing"
+    assert orders_placed_between(database, report.halted_journal_seq, None) == 0
+    assert engine.broker.open_orders() == []
