@@ -191,6 +191,7 @@ class PaperBroker:
                 f"no paper balance in {quote}: add one to paper.starting_balances to trade "
                 f"{request.symbol}",
             )
+        orders.lock_quote_currency(session, quote)
         book = _book(session, self.name, now_ms, now_ms)
         pending = orders.promised(session, self.name)
         sized = _size(request, book, start, pending, self._settings.taker_fee)
@@ -232,6 +233,7 @@ class PaperBroker:
         """Fill one order in a guarded transaction; None when it is no longer open (a panic
         cancelled it meanwhile) or, for a sell, nothing is left to sell."""
         with guarded_transaction(self._database, exclusive=False) as session:
+            orders.lock_quote_currency(session, quote_of(order.symbol))
             orders.instrument(session, order.symbol, lock=True)
             refusal = _fill_refusal(order, current_in(session, order.symbol))
             if refusal is not None:

@@ -8,6 +8,7 @@ a fill and a cancellation racing for the same order cannot both win.
 Also here: the candle prices the paper book fills and is marked at.
 """
 
+import hashlib
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast
 
@@ -183,6 +184,20 @@ def fills(
 
 
 # --- instruments and candle prices ----------------------------------------------------------
+
+
+def lock_quote_currency(session: Session, quote: str) -> None:
+    """Serialise, until commit, everything that spends or books one quote currency's cash.
+
+    PostgreSQL runs guarded transactions side by side: without this, two buys of different
+    symbols could size against the same free cash. SQLite's guarded transactions are serial
+    already. The key is a stable 63-bit number from the currency's name.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(f"sigmax:cash:{quote}".encode()).digest()
+    key = int.from_bytes(digest[:8], "big") >> 1
+    session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def instrument(session: Session, symbol: str, *, lock: bool = False) -> InstrumentRow | None:

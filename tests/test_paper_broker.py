@@ -421,3 +421,22 @@ def test_a_sell_fills_no_more_than_is_held_when_it_fills(
     assert (row.status, row.quantity) == ("filled", sell.quantity)
     assert "only that much held" in row.reason
     assert broker.ledger().positions == {}
+
+
+def test_buys_sent_side_by_side_never_spend_more_cash_than_there_is(
+    broker: PaperBroker,
+) -> None:
+    """Eight all-in buys of eight symbols at once: together they may spend the USDT once."""
+    symbols = [f"C{index}/USDT" for index in range(8)]
+    start = SETTINGS.starting_balances["USDT"]
+
+    def send(symbol: str) -> float:
+        outcome = broker.submit(
+            order(symbol, "buy", size=1.0, reference_price=100.0, not_before=0), 0
+        )
+        return outcome.quantity * 100.0 if outcome.status == "accepted" else 0.0
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        spent = list(pool.map(send, symbols))
+    assert sum(spent) * (1 + SETTINGS.taker_fee) == pytest.approx(start, rel=1e-9)
+    assert sum(1 for notional in spent if notional > 0) == 1
