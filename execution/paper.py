@@ -124,6 +124,24 @@ class PaperBroker:
         with self._database.session_factory() as session:
             return _replay(orders.fills(session, self.name, until_ms=until_ms))
 
+    def fills(self, after_ms: int | None, until_ms: int) -> list[FillView]:
+        """The fills booked in (after_ms, until_ms]; all up to until_ms when after_ms is None."""
+        with self._database.session_factory() as session:
+            stored = orders.fills(session, self.name, after_ms=after_ms, until_ms=until_ms)
+        return [
+            FillView(
+                order_id=fill.order_id,
+                symbol=fill.symbol,
+                side=_side(fill.side),
+                quantity=fill.quantity,
+                price=fill.price,
+                fee=fill.fee,
+                slippage_fraction=fill.slippage_fraction,
+                filled_at=fill.filled_at,
+            )
+            for fill in stored
+        ]
+
     def portfolio(self, now_ms: int) -> PortfolioView:
         """The book at ``now_ms`` and at the start of its UTC day, marked at the last closes.
 

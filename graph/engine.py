@@ -14,7 +14,6 @@ from core.decision import Decision, Mode
 from core.hashing import hash_json
 from core.settings import Settings
 from core.timeframes import now_ms, timeframe_ms
-from core.trading import FillView
 from execution.paper import PaperBroker
 from graph.builder import build_graph
 from graph.record import build_decision
@@ -28,7 +27,6 @@ from graph.state import (
 from safety.control import ControlError, ControlService
 from safety.events import gate_events
 from safety.triggers import Trip
-from storage import orders
 from storage.api_errors import ApiErrorStore
 from storage.control import ControlStore
 from storage.decisions import DecisionStore
@@ -36,28 +34,6 @@ from storage.engine import Database
 from storage.market_view import StoredMarketView
 
 MINUTE_MS = 60_000
-
-
-def fills_between(
-    database: Database, broker: str, after_ms: int | None, until_ms: int
-) -> tuple[FillView, ...]:
-    """The broker's fills in (after_ms, until_ms]; all up to until_ms when after_ms is None."""
-    with database.session_factory() as session:
-        stored = orders.fills(session, broker, until_ms=until_ms)
-    return tuple(
-        FillView(
-            order_id=fill.order_id,
-            symbol=fill.symbol,
-            side="buy" if fill.side == "buy" else "sell",
-            quantity=fill.quantity,
-            price=fill.price,
-            fee=fill.fee,
-            slippage_fraction=fill.slippage_fraction,
-            filled_at=fill.filled_at,
-        )
-        for fill in stored
-        if after_ms is None or fill.filled_at > after_ms
-    )
 
 
 class DecisionEngine:
@@ -84,7 +60,7 @@ class DecisionEngine:
             )
             return BookInputs(
                 portfolio=self.broker.portfolio(request.as_of),
-                new_fills=fills_between(database, self.broker.name, previous, request.as_of),
+                new_fills=tuple(self.broker.fills(previous, request.as_of)),
                 previous_decision_at=previous,
                 api_error_times=tuple(
                     api_errors.times_since(request.as_of - window_ms, request.as_of)

@@ -152,10 +152,15 @@ def add_fill(session: Session, fill: FillRow) -> None:
 
 
 def fills(
-    session: Session, broker: str, *, symbol: str | None = None, until_ms: int | None = None
+    session: Session,
+    broker: str,
+    *,
+    symbol: str | None = None,
+    after_ms: int | None = None,
+    until_ms: int | None = None,
 ) -> list[StoredFill]:
     """The broker's fills in id order (the order the book replays them in), optionally of one
-    symbol and filled no later than ``until_ms``."""
+    symbol and filled after ``after_ms`` and no later than ``until_ms``."""
     query = (
         sa.select(FillRow, OrderRow.timeframe)
         .join(OrderRow, FillRow.order_id == OrderRow.id)
@@ -164,6 +169,8 @@ def fills(
     )
     if symbol is not None:
         query = query.where(FillRow.symbol == symbol)
+    if after_ms is not None:
+        query = query.where(FillRow.filled_at > after_ms)
     if until_ms is not None:
         query = query.where(FillRow.filled_at <= until_ms)
     return [
