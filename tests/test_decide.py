@@ -4,13 +4,13 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 import sqlalchemy as sa
 import talib
 from click.testing import CliRunner
 from conftest import shared_csv
 from decision_helpers import Loaded, load, read_csv_window
+from snapshot_reference import expected_snapshot
 
 from api.cli import cli
 from core.settings import SafetySettings, Settings
@@ -39,35 +39,16 @@ def test_cli_decision_evidence_equals_an_independent_computation(btc: Loaded) ->
     values = {item["name"]: item["value"] for item in record["evidence"]}
     window = read_csv_window(shared_csv("BTC_USDT-5m.csv"), "5m", AS_OF, LOOKBACK)
     high, low, close, volume = window.high, window.low, window.close, window.volume
-    macd, signal, hist = talib.MACD(close, 12, 26, 9)
-    upper, middle, lower = talib.BBANDS(close, 20, 2.0, 2.0)
-    atr = talib.ATR(high, low, close, 14)
-    ema50 = talib.EMA(close, 50)
     previous = volume[-21:-1]
-    expected = {
-        "close": close[-1],
-        "return_1": close[-1] / close[-2] - 1,
-        "momentum_20": close[-1] / close[-21] - 1,
-        "rsi_14": talib.RSI(close, 14)[-1],
-        "macd": macd[-1],
-        "macd_signal": signal[-1],
-        "macd_hist": hist[-1],
-        "macd_hist_prev": hist[-2],
-        "bb_upper": upper[-1],
-        "bb_middle": middle[-1],
-        "bb_lower": lower[-1],
-        "bb_percent_b": (close[-1] - lower[-1]) / (upper[-1] - lower[-1]),
-        "bb_bandwidth": (upper[-1] - lower[-1]) / middle[-1],
-        "atr_14": atr[-1],
-        "atr_pct": atr[-1] / close[-1],
-        "volume_z_20": (volume[-1] - previous.mean()) / previous.std(),
-        "ema_50": ema50[-1],
-        "ema_50_slope_5": ema50[-1] / ema50[-6] - 1,
-        "close_vs_ema_50": close[-1] / ema50[-1] - 1,
-    }
-    atr_pct = atr / close
-    defined = atr_pct[~np.isnan(atr_pct)]
-    expected["atr_pct_rank"] = float(np.mean(defined <= atr_pct[-1]))
+    expected = expected_snapshot(
+        close,
+        volume_z=(volume[-1] - previous.mean()) / previous.std(),
+        rsi=talib.RSI(close, 14),
+        macd=talib.MACD(close, 12, 26, 9),
+        bands=talib.BBANDS(close, 20, 2.0, 2.0),
+        atr=talib.ATR(high, low, close, 14),
+        ema50=talib.EMA(close, 50),
+    )
     assert set(values) == set(expected)
     for name, value in expected.items():
         # TA-Lib's Bollinger uses running sums of squares: agree to ~1e-12 relative.

@@ -28,6 +28,7 @@ import talib
 from conftest import shared_csv
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from snapshot_reference import expected_snapshot
 
 from core import indicators
 from core.candles import CandleWindow, FloatArray
@@ -363,35 +364,16 @@ def test_snapshot_equals_the_series_last_values(real: Candles) -> None:
     assert set(values) == SNAPSHOT_NAMES
     assert all(type(value) is float for value in values.values())
 
-    macd, signal, hist = indicators.macd(close)
-    upper, middle, lower = indicators.bollinger(close)
-    atr = indicators.atr(high, low, close)
-    ema = indicators.ema(close, 50)
-    atr_pct = atr / close
-    defined = atr_pct[~np.isnan(atr_pct)]
-    ours = {
-        "close": close[-1],
-        "return_1": close[-1] / close[-2] - 1,
-        "momentum_20": close[-1] / close[-21] - 1,
-        "rsi_14": indicators.rsi(close)[-1],
-        "macd": macd[-1],
-        "macd_signal": signal[-1],
-        "macd_hist": hist[-1],
-        "macd_hist_prev": hist[-2],
-        "bb_upper": upper[-1],
-        "bb_middle": middle[-1],
-        "bb_lower": lower[-1],
-        "bb_percent_b": (close[-1] - lower[-1]) / (upper[-1] - lower[-1]),
-        "bb_bandwidth": (upper[-1] - lower[-1]) / middle[-1],
-        "atr_14": atr[-1],
-        "atr_pct": atr_pct[-1],
-        "atr_pct_rank": np.count_nonzero(defined <= atr_pct[-1]) / len(defined),
-        "volume_z_20": indicators.volume_zscore(window.volume)[-1],
-        "ema_50": ema[-1],
-        "ema_50_slope_5": ema[-1] / ema[-6] - 1,
-        "close_vs_ema_50": close[-1] / ema[-1] - 1,
-    }
-    assert values == {name: float(value) for name, value in ours.items()}
+    ours = expected_snapshot(
+        close,
+        volume_z=indicators.volume_zscore(window.volume)[-1],
+        rsi=indicators.rsi(close),
+        macd=indicators.macd(close),
+        bands=indicators.bollinger(close),
+        atr=indicators.atr(high, low, close),
+        ema50=indicators.ema(close, 50),
+    )
+    assert values == ours
 
     # And against TA-Lib on the same 250 bars, within the stated tolerances.
     talib_macd = talib.MACD(close, 12, 26, 9)
