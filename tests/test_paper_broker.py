@@ -43,6 +43,15 @@ def closes_at(candle: CsvCandle) -> int:
     return candle.open_time + FIVE_MINUTES
 
 
+def buy_and_book(broker: PaperBroker, btc: list[CsvCandle]) -> int:
+    """A buy decided at btc[0]'s close, filled at btc[1]'s open; returns when it is booked."""
+    as_of = closes_at(btc[0])
+    broker.submit(order(reference_price=btc[0].close, not_before=as_of), as_of)
+    booked = closes_at(btc[1])
+    assert len(broker.process_fills(booked)) == 1
+    return booked
+
+
 def test_a_buy_fills_at_the_next_open_with_fee_and_slippage(
     broker: PaperBroker, btc: list[CsvCandle]
 ) -> None:
@@ -234,10 +243,7 @@ def test_a_client_order_id_is_submitted_once(
 def test_a_new_broker_on_the_same_database_sees_the_same_book(
     database_url: str, broker: PaperBroker, btc: list[CsvCandle]
 ) -> None:
-    as_of = closes_at(btc[0])
-    broker.submit(order(reference_price=btc[0].close, not_before=as_of), as_of)
-    booked = closes_at(btc[1])
-    assert len(broker.process_fills(booked)) == 1
+    booked = buy_and_book(broker, btc)
     broker.submit(order(reference_price=btc[1].close, not_before=closes_at(btc[5])), booked)
     before = (broker.ledger(), broker.open_orders(), broker.portfolio(closes_at(btc[9])))
 
@@ -289,10 +295,7 @@ def test_portfolio_marks_now_and_at_the_start_of_the_utc_day(
 def test_paused_refuses_buys_and_lets_sells_out(
     database: Database, broker: PaperBroker, btc: list[CsvCandle]
 ) -> None:
-    as_of = closes_at(btc[0])
-    broker.submit(order(reference_price=btc[0].close, not_before=as_of), as_of)
-    booked = closes_at(btc[1])
-    assert len(broker.process_fills(booked)) == 1
+    booked = buy_and_book(broker, btc)
     ControlStore(database).record("PAUSED", "three losses", "gate", booked, symbol="BTC/USDT")
 
     buy = broker.submit(order(reference_price=btc[1].close, not_before=booked), booked)
@@ -306,10 +309,7 @@ def test_paused_refuses_buys_and_lets_sells_out(
 def test_halted_refuses_everything_but_reduce_only_sells(
     database: Database, broker: PaperBroker, btc: list[CsvCandle]
 ) -> None:
-    as_of = closes_at(btc[0])
-    broker.submit(order(reference_price=btc[0].close, not_before=as_of), as_of)
-    booked = closes_at(btc[1])
-    assert len(broker.process_fills(booked)) == 1
+    booked = buy_and_book(broker, btc)
     ControlStore(database).record("HALTED", "panic", "operator", booked)
 
     for side in ("buy", "sell"):
