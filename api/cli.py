@@ -1,4 +1,4 @@
-"""The `sigmax` command line: demo, data import, decide, and reading decisions back."""
+"""The `sigmax` command line: demo, serve, keys, data import, decide, decisions, control."""
 
 import getpass
 import json
@@ -9,17 +9,21 @@ import click
 from pydantic import ValidationError
 
 from api.render import render_decision
+from api.server import ServeError, ensure_api_key, serve
+from api.service import build_service
 from core.decision import Decision
 from core.settings import Settings, validate_symbol
 from core.timeframes import floor_to, format_timestamp, now_ms, parse_timestamp, timeframe_ms
 from execution.paper import PaperBroker
 from graph.engine import DecisionEngine
 from ingestion.candle_file import CandleFileError
+from ingestion.feeds import CandleFeed, FeedError, ReplayFeed, Series, SimulatedFeed
 from ingestion.importer import import_candle_file
 from ingestion.sim_feed import RealDataPresentError, extend_simulation
 from safety.control import ControlError, ControlService
+from storage.api_keys import SCOPES, ApiKeyError, ApiKeyStore
 from storage.candles import CandleConflictError, CandleStore
-from storage.decisions import DecisionStore
+from storage.decisions import DecisionFilters, DecisionStore
 from storage.engine import Database, open_database
 
 DEMO_BARS = 400
@@ -107,6 +111,128 @@ def demo(context: Context, bars: int) -> None:
         click.echo()
 
 
+@cli.command("serve")
+@click.option("--host", help="Address to listen on (default SIGMAX_API__HOST, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Default SIGMAX_API__PORT, 8000.")
+@click.option(
+    "--replay",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Replay this candle file (imported first) instead of the simulated market.",
+)
+@click.option("--symbol", callback=lambda c, p, v: v and _symbol(c, p, v), help="With --replay.")
+@click.option(
+    "--timeframe", callback=lambda c, p, v: v and _timeframe(c, p, v), help="With --replay."
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0.001, max=100_000),
+    help="Market seconds per wall second (default SIGMAX_SERVICE__SIM_SPEED or "
+    "SIGMAX_SERVICE__REPLAY_SPEED).",
+)
+@click.option("--no-scheduler", is_flag=True, help="Serve the API only; decide on request.")
+@pass_context
+def serve_command(
+    context: Context,
+    host: str | None,
+    port: int | None,
+    replay: Path | None,
+    symbol: str | None,
+    timeframe: str | None,
+    speed: float | None,
+    no_scheduler: bool,
+) -> None:
+    """Run the REST service: decide at each candle close of each configured symbol (the
+    simulated market by default, offline), and serve /api/v1 (docs at /docs)."""
+    settings = context.settings
+    host = host or settings.api.host
+    port = settings.api.port if port is None else port
+    database = context.database
+    try:
+        ensure_api_key(ApiKeyStore(database.session_factory), host, _say)
+        feed = _feed(context, replay, symbol, timeframe)
+    except (ServeError, FeedError) as error:
+        raise click.ClickException(str(error)) from None
+    service = build_service(settings, database, feed, run_scheduler=not no_scheduler, speed=speed)
+    click.echo(
+        f"database: {settings.resolved_database_url}\n"
+        f"market: {feed.mode} at {service.clock.speed:g}x, "
+        f"{', '.join(f'{item.symbol} {item.timeframe}' for item in feed.series)}\n"
+        f"API: http://{host}:{port}/api/v1  docs: http://{host}:{port}/docs"
+    )
+    serve(service, host, port)
+
+
+def _say(text: str) -> None:
+    click.echo(text)
+
+
+def _feed(
+    context: Context, replay: Path | None, symbol: str | None, timeframe: str | None
+) -> CandleFeed:
+    settings = context.settings
+    store = CandleStore(context.database.session_factory)
+    if replay is None:
+        if symbol or timeframe:
+            raise click.UsageError("--symbol and --timeframe go with --replay")
+        series = tuple(Series(s, tf) for s in settings.symbols for tf in settings.timeframes)
+        return SimulatedFeed(store, series, settings.lookback_bars, settings.seed)
+    if symbol is None or timeframe is None:
+        raise click.UsageError("--replay needs --symbol and --timeframe (e.g. BTC/USDT 5m)")
+    try:
+        report = import_candle_file(store, replay, symbol, timeframe)
+    except (CandleFileError, CandleConflictError) as error:
+        raise click.ClickException(f"{replay}: {error}; nothing was imported") from None
+    click.echo(f"{replay}: {report.rows_added} candles added, {report.rows_already_present} known")
+    return ReplayFeed(store, Series(symbol, timeframe), settings.lookback_bars)
+
+
+@cli.group()
+def keys() -> None:
+    """API keys of the REST service (scopes: read, trade, admin)."""
+
+
+@keys.command("create")
+@click.option("--scope", required=True, type=click.Choice(SCOPES))
+@click.option("--label", default=None, help="What the key is for (recorded as the actor).")
+@pass_context
+def create_key(context: Context, scope: str, label: str | None) -> None:
+    """Make a key and print it: this once only (only its hash is stored)."""
+    store = ApiKeyStore(context.database.session_factory)
+    try:
+        made = store.create(scope, label or f"{scope} key", now_ms())  # type: ignore[arg-type]
+    except ApiKeyError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"created {made.key.scope} key {made.key.id} ({made.key.label}); shown once:")
+    click.echo(made.token)
+
+
+@keys.command("list")
+@pass_context
+def list_keys(context: Context) -> None:
+    """Every key: id, scope, label, created, revoked (never the secret)."""
+    rows = ApiKeyStore(context.database.session_factory).list()
+    if not rows:
+        click.echo("no API keys (`sigmax keys create --scope admin`)")
+    for key in rows:
+        revoked = f"revoked {format_timestamp(key.revoked_at)}" if key.revoked_at else "active"
+        click.echo(
+            f"{key.id}  {key.scope:<5}  {revoked:<32} created {format_timestamp(key.created_at)}"
+            f"  {key.label}"
+        )
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@pass_context
+def revoke_key(context: Context, key_id: str) -> None:
+    """Revoke a key: refused from the next request on."""
+    try:
+        key = ApiKeyStore(context.database.session_factory).revoke(key_id, now_ms())
+    except ApiKeyError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"revoked {key.scope} key {key.id} ({key.label})")
+
+
 @cli.group()
 def data() -> None:
     """Market data: import candle files."""
@@ -177,7 +303,9 @@ def decisions() -> None:
 @pass_context
 def list_decisions(context: Context, symbol: str | None, limit: int) -> None:
     """The newest decisions first."""
-    rows = DecisionStore(context.database.session_factory).list(symbol=symbol, limit=limit)
+    rows = DecisionStore(context.database.session_factory).list(
+        DecisionFilters(symbol=symbol), limit=limit
+    )
     if not rows:
         click.echo("no decisions stored")
     for row in rows:

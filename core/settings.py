@@ -142,6 +142,32 @@ class FusionWeights(BaseModel):
     sentiment: float = Field(default=0.3, ge=0.0)
 
 
+class ApiSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    # Per key, for POST /decisions, pause and resume (never for panic): a steady rate and
+    # the burst allowed on top of it.
+    mutations_per_minute: float = Field(default=60.0, gt=0.0)
+    mutation_burst: int = Field(default=10, ge=1)
+
+
+class ServiceSettings(BaseModel):
+    """The live service's scheduler and event stream."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # Market seconds per wall-clock second: 1 is real time; the simulated market may run
+    # faster, a replay usually does (300: one 5m candle per second).
+    sim_speed: float = Field(default=1.0, gt=0.0, le=100_000.0)
+    replay_speed: float = Field(default=300.0, gt=0.0, le=100_000.0)
+    # How often the event stream looks for new decisions, safety events and control changes.
+    stream_poll_ms: int = Field(default=250, ge=10, le=10_000)
+    # On SIGTERM, how long the decision in flight may take to finish.
+    shutdown_grace_seconds: float = Field(default=30.0, gt=0.0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SIGMAX_", env_nested_delimiter="__", frozen=True, extra="forbid"
@@ -159,6 +185,8 @@ class Settings(BaseSettings):
     fusion: FusionWeights = FusionWeights()
     safety: SafetySettings = SafetySettings()
     paper: PaperSettings = PaperSettings()
+    api: ApiSettings = ApiSettings()
+    service: ServiceSettings = ServiceSettings()
 
     @field_validator("symbols", "timeframes", mode="before")
     @classmethod

@@ -60,6 +60,22 @@ class ControlStore:
             return record_in(session, state, reason, actor, at_ms, symbol, cool_down_until)
 
 
+def changes_after(session: Session, journal_seq: int, limit: int = 100) -> list[ControlState]:
+    """Control changes recorded after ``journal_seq``, oldest first."""
+    rows = session.scalars(
+        sa.select(ControlStateChangeRow)
+        .where(ControlStateChangeRow.journal_seq > journal_seq)
+        .order_by(ControlStateChangeRow.journal_seq)
+        .limit(limit)
+    ).all()
+    return [_state(row) for row in rows]
+
+
+def newest_change_seq(session: Session) -> int:
+    """The journal number of the newest control change; 0 when there is none."""
+    return session.scalar(sa.select(sa.func.max(ControlStateChangeRow.journal_seq))) or 0
+
+
 def current_in(session: Session, symbol: str | None = None) -> ControlState:
     """``ControlStore.current`` inside the caller's transaction (after its guard)."""
     connection = session.connection()

@@ -1,6 +1,7 @@
 """Decisions: each stored once with its debate turns, read back whole or listed newest first."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
@@ -68,18 +69,90 @@ class DecisionStore:
         with self.session_factory() as session:
             return session.scalar(query)
 
-    def list(
-        self, symbol: str | None = None, limit: int = 50, before_seq: int | None = None
-    ) -> list[DecisionSummary]:
-        """Newest first; pass the last summary's ``seq`` as ``before_seq`` for the next page."""
-        query = sa.select(*_SUMMARY_COLUMNS).order_by(DecisionRow.seq.desc()).limit(limit)
-        if symbol is not None:
-            query = query.where(DecisionRow.symbol == symbol)
-        if before_seq is not None:
-            query = query.where(DecisionRow.seq < before_seq)
+    def records(
+        self,
+        filters: "DecisionFilters | None" = None,
+        limit: int = 20,
+        before_seq: int | None = None,
+    ) -> list[tuple[int, Decision]]:
+        """Whole records with their ``seq``, newest first, paged like ``list``."""
+        query = (
+            sa.select(DecisionRow.seq, DecisionRow.record)
+            .order_by(DecisionRow.seq.desc())
+            .limit(limit)
+        )
+        query = query.where(*_conditions(filters or DecisionFilters(), before_seq))
+        with self.session_factory() as session:
+            rows = session.execute(query).all()
+        return [(seq, Decision.model_validate_json(record)) for seq, record in rows]
+
+    def after(self, seq: int, limit: int = 100) -> list[DecisionSummary]:
+        """Decisions stored after ``seq``, oldest first: what a follower has not seen yet."""
+        query = (
+            sa.select(*_SUMMARY_COLUMNS)
+            .where(DecisionRow.seq > seq)
+            .order_by(DecisionRow.seq)
+            .limit(limit)
+        )
         with self.session_factory() as session:
             rows = session.execute(query).all()
         return [DecisionSummary.model_validate(row._asdict()) for row in rows]
+
+    def newest_seq(self) -> int:
+        """The highest ``seq`` stored; 0 when there is none."""
+        with self.session_factory() as session:
+            return session.scalar(sa.select(sa.func.max(DecisionRow.seq))) or 0
+
+    def counts(self) -> list[tuple[str, str, int]]:
+        """(action, verdict, how many) over every stored decision."""
+        query = sa.select(DecisionRow.action, DecisionRow.verdict, sa.func.count()).group_by(
+            DecisionRow.action, DecisionRow.verdict
+        )
+        with self.session_factory() as session:
+            return [(action, verdict, count) for action, verdict, count in session.execute(query)]
+
+    # Last in the class: below it, `list` in an annotation would name this method.
+    def list(
+        self,
+        filters: "DecisionFilters | None" = None,
+        limit: int = 50,
+        before_seq: int | None = None,
+    ) -> list[DecisionSummary]:
+        """Newest first; pass the last summary's ``seq`` as ``before_seq`` for the next page."""
+        query = sa.select(*_SUMMARY_COLUMNS).order_by(DecisionRow.seq.desc()).limit(limit)
+        query = query.where(*_conditions(filters or DecisionFilters(), before_seq))
+        with self.session_factory() as session:
+            rows = session.execute(query).all()
+        return [DecisionSummary.model_validate(row._asdict()) for row in rows]
+
+
+@dataclass(frozen=True)
+class DecisionFilters:
+    """What a decision list may be narrowed by; ``since``/``until`` bound as_of (epoch ms,
+    inclusive)."""
+
+    symbol: str | None = None
+    action: Action | None = None
+    verdict: Verdict | None = None
+    since: int | None = None
+    until: int | None = None
+
+
+def _conditions(filters: DecisionFilters, before_seq: int | None) -> list[sa.ColumnElement[bool]]:
+    conditions: list[sa.ColumnElement[bool]] = []
+    if filters.symbol is not None:
+        conditions.append(DecisionRow.symbol == filters.symbol)
+    if filters.action is not None:
+        conditions.append(DecisionRow.action == filters.action)
+    if filters.verdict is not None:
+        conditions.append(DecisionRow.verdict == filters.verdict)
+    if filters.since is not None:
+        conditions.append(DecisionRow.as_of >= filters.since)
+    if filters.until is not None:
+        conditions.append(DecisionRow.as_of <= filters.until)
+    if before_seq is not None:
+        conditions.append(DecisionRow.seq < before_seq)
+    return conditions
 
 
 _INSERT_TURN = sa.insert(DebateTurnRow)

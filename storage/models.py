@@ -271,3 +271,19 @@ class ApiErrorRow(Base):
     kind: Mapped[str] = mapped_column(sa.String(64))
     message: Mapped[str] = mapped_column(sa.Text)
     at: Mapped[EpochMs] = mapped_column(index=True)
+
+
+class ApiKeyRow(Base):
+    """A bearer key of the REST API. Only the SHA-256 of the secret is kept: the key is shown
+    once, when made. Revoked keys stay, for the audit trail."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (sa.CheckConstraint("scope IN ('read', 'trade', 'admin')", name="scope"),)
+
+    # The key's public part ("sgx_<id>_<secret>"): how a presented key finds its row.
+    id: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(sa.String(64))
+    scope: Mapped[str] = mapped_column(sa.String(8))
+    label: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[EpochMs]
+    revoked_at: Mapped[int | None] = mapped_column(sa.BigInteger)

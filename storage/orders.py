@@ -146,6 +146,31 @@ def close_order(
     return cast(sa.CursorResult[Any], result).rowcount == 1
 
 
+def list_orders(
+    session: Session,
+    broker: str,
+    *,
+    status: str | None = None,
+    symbol: str | None = None,
+    before_seq: int | None = None,
+    limit: int = 50,
+) -> list[OrderRow]:
+    """The broker's orders, newest first (by journal number, the cursor for the next page)."""
+    query = (
+        sa.select(OrderRow)
+        .where(OrderRow.broker == broker)
+        .order_by(OrderRow.journal_seq.desc())
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(OrderRow.status == status)
+    if symbol is not None:
+        query = query.where(OrderRow.symbol == symbol)
+    if before_seq is not None:
+        query = query.where(OrderRow.journal_seq < before_seq)
+    return list(session.scalars(query))
+
+
 def add_fill(session: Session, fill: FillRow) -> None:
     session.add(fill)
     session.flush()

@@ -66,12 +66,23 @@ class SafetyEventStore:
             session.add(row)
         return row.id
 
-    def list(self, limit: int = 50) -> list[SafetyEvent]:
-        """The newest ``limit`` events, newest first."""
+    def after(self, event_id: int, limit: int = 100) -> list[SafetyEvent]:
+        """Events stored after ``event_id``, oldest first: what a follower has not seen yet."""
+        query = (
+            sa.select(SafetyEventRow)
+            .where(SafetyEventRow.id > event_id)
+            .order_by(SafetyEventRow.id)
+            .limit(limit)
+        )
+        return self._events(query)
+
+    def newest_id(self) -> int:
         with self.session_factory() as session:
-            rows = session.scalars(
-                sa.select(SafetyEventRow).order_by(SafetyEventRow.id.desc()).limit(limit)
-            ).all()
+            return session.scalar(sa.select(sa.func.max(SafetyEventRow.id))) or 0
+
+    def _events(self, query: sa.Select[SafetyEventRow]) -> list[SafetyEvent]:
+        with self.session_factory() as session:
+            rows = session.scalars(query).all()
         return [
             SafetyEvent(
                 id=row.id,
@@ -83,3 +94,21 @@ class SafetyEventStore:
             )
             for row in rows
         ]
+
+    # Last in the class: below it, `list` in an annotation would name this method.
+    def list(
+        self,
+        limit: int = 50,
+        before_id: int | None = None,
+        kind: str | None = None,
+        symbol: str | None = None,
+    ) -> list[SafetyEvent]:
+        """The newest events first; pass the last one's id as ``before_id`` for the next page."""
+        query = sa.select(SafetyEventRow).order_by(SafetyEventRow.id.desc()).limit(limit)
+        if before_id is not None:
+            query = query.where(SafetyEventRow.id < before_id)
+        if kind is not None:
+            query = query.where(SafetyEventRow.kind == kind)
+        if symbol is not None:
+            query = query.where(SafetyEventRow.symbol == symbol)
+        return self._events(query)

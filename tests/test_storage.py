@@ -30,7 +30,7 @@ from core.timeframes import parse_timestamp
 from core.version import ENGINE_VERSION
 from storage.candles import CandleConflictError, CandleStore
 from storage.control import ControlStore
-from storage.decisions import DecisionStore
+from storage.decisions import DecisionFilters, DecisionStore
 from storage.engine import Database, open_database
 from storage.market_view import StoredMarketView
 from storage.migrate import current_revision
@@ -77,7 +77,7 @@ def count_rows(database: Database, model: type[Base]) -> int:
 def test_migrations_create_every_table_and_match_the_models(database: Database) -> None:
     tables = set(sa.inspect(database.engine).get_table_names())
     assert tables == {*Base.metadata.tables, "alembic_version"}
-    assert current_revision(database.engine) == "0001"
+    assert current_revision(database.engine) == "0002"
     with database.engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
 
@@ -87,7 +87,7 @@ def test_opening_again_migrates_nothing_and_keeps_the_data(database_url: str) ->
     CandleStore(first.session_factory).insert_candles(synthetic_candles(3))
     again = open_database(database_url)
     try:
-        assert current_revision(again.engine) == "0001"
+        assert current_revision(again.engine) == "0002"
         assert (
             len(CandleStore(again.session_factory).window("BTC/USDT", "5m", T0 + 3 * STEP, 10)) == 3
         )
@@ -312,7 +312,9 @@ def test_decisions_list_newest_first_by_page_and_symbol(database: Database) -> N
     assert page[0].seq > page[1].seq > page[2].seq
     rest = store.list(limit=3, before_seq=page[-1].seq)
     assert [summary.id for summary in rest] == ["decision-1", "decision-0"]
-    assert [summary.id for summary in store.list(symbol="ETH/USDT")] == ["decision-2"]
+    assert [summary.id for summary in store.list(DecisionFilters(symbol="ETH/USDT"))] == [
+        "decision-2"
+    ]
     summary = page[0]
     assert (summary.action, summary.size, summary.confidence, summary.verdict) == (
         "buy",

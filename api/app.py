@@ -1,0 +1,65 @@
+"""The FastAPI app factory. The lifespan starts the event feed and the scheduler, and on
+shutdown lets the decision in flight finish before the database is closed."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, FastAPI
+
+from api import scheduler as scheduler_module
+from api.errors import install_error_handlers
+from api.routes import book, control, decisions, stream, system
+from api.service import Service
+from core.version import ENGINE_VERSION
+
+log = logging.getLogger("sigmax.api")
+
+DESCRIPTION = """
+SIGMAX decides crypto trades per symbol and candle: bull, bear and researcher agents argue,
+a debate is judged, RL and news-sentiment signals are added, and a deterministic risk gate
+approves, reduces or blocks. Every decision is an immutable record.
+
+Authenticate with `Authorization: Bearer <key>`; keys come from `sigmax keys create --scope
+read|trade|admin`. `read` reads everything, `trade` also triggers decisions, `admin` also
+pauses, resumes and panics. Every error has the shape `{"error": {"code", "message",
+"details"}}`. Lists are newest first with cursor pagination.
+"""
+
+
+def create_app(service: Service) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        feed_task = asyncio.create_task(service.events.run(), name="event-feed")
+        scheduler_task = (
+            asyncio.create_task(service.scheduler.run(), name="scheduler")
+            if service.scheduler is not None
+            else None
+        )
+        try:
+            yield
+        finally:
+            grace = service.settings.service.shutdown_grace_seconds
+            if scheduler_task is not None:
+                await scheduler_module.stop(scheduler_task, service.stopping, grace)
+            service.stopping.set()
+            await feed_task
+            log.info("service stopped")
+
+    app = FastAPI(
+        title="SIGMAX",
+        version=ENGINE_VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.service = service
+    install_error_handlers(app)
+    v1 = APIRouter(prefix="/api/v1")
+    for module in (system, decisions, control, book, stream):
+        v1.include_router(module.router)
+    app.include_router(v1)
+    return app

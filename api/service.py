@@ -1,0 +1,100 @@
+"""What the routes share: built once per app from the settings, handed to every request."""
+
+import threading
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from api.events import EventFeed
+from api.health import HealthProbe, HealthReport
+from api.metrics import ServiceMetrics
+from api.rate_limit import RateLimiter
+from api.scheduler import Scheduler, SchedulerStatus
+from core.clock import PacedClock
+from core.decision import Decision
+from core.settings import Settings
+from core.timeframes import now_ms
+from graph.engine import DecisionEngine
+from ingestion.feeds import CandleFeed
+from storage.api_keys import ApiKeyStore
+from storage.candles import CandleStore
+from storage.decisions import DecisionStore
+from storage.engine import Database
+from storage.safety_events import SafetyEventStore
+
+
+@dataclass
+class Service:
+    settings: Settings
+    database: Database
+    feed: CandleFeed
+    clock: PacedClock
+    engine: DecisionEngine
+    candles: CandleStore
+    decisions: DecisionStore
+    safety_events: SafetyEventStore
+    api_keys: ApiKeyStore
+    rate_limiter: RateLimiter
+    health: HealthProbe
+    events: EventFeed
+    metrics: ServiceMetrics
+    scheduler: Scheduler | None
+    # Set when the server is told to stop (SIGTERM): streams end, the scheduler winds down.
+    stopping: threading.Event
+
+    def health_report(self) -> HealthReport:
+        return self.health.report(self.scheduler_status())
+
+    def scheduler_status(self) -> SchedulerStatus | None:
+        return None if self.scheduler is None else self.scheduler.status
+
+    def decided(self, decision: Decision) -> None:
+        """Every decision this process makes passes here (for its node latencies)."""
+        self.metrics.observe(decision)
+
+
+def build_service(
+    settings: Settings,
+    database: Database,
+    feed: CandleFeed,
+    *,
+    run_scheduler: bool = True,
+    speed: float | None = None,
+) -> Service:
+    """Wire the service: the market clock starts where the feed says, at the feed's pace."""
+    pace = speed or (
+        settings.service.replay_speed if feed.mode == "replay" else settings.service.sim_speed
+    )
+    clock = PacedClock(feed.start_ms(now_ms()), pace)
+    stopping = threading.Event()
+    engine = DecisionEngine(settings, database)
+    metrics = ServiceMetrics()
+    scheduler = (
+        Scheduler(engine, feed, clock, stopping, on_decision=metrics.observe)
+        if run_scheduler
+        else None
+    )
+    service = Service(
+        settings=settings,
+        database=database,
+        feed=feed,
+        clock=clock,
+        engine=engine,
+        candles=CandleStore(database.session_factory),
+        decisions=DecisionStore(database.session_factory),
+        safety_events=SafetyEventStore(database.session_factory),
+        api_keys=ApiKeyStore(database.session_factory),
+        rate_limiter=RateLimiter(settings.api),
+        health=HealthProbe(database, feed.series, clock, settings.limits.freshness_bars),
+        events=EventFeed(database, settings.service.stream_poll_ms / 1000.0, stopping),
+        metrics=metrics,
+        scheduler=scheduler,
+        stopping=stopping,
+    )
+    metrics.watch(service.decisions, service.health_report)
+    return service
+
+
+def get_service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service

@@ -1,0 +1,124 @@
+"""The OpenAPI document against the app: schemathesis generates requests from it (a bounded
+number per operation) and every response must be no server error and conform to the schema
+— status code, content type and body. The examples in the docs must be valid records."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from pydantic import BaseModel, TypeAdapter
+from schemathesis import checks
+
+from api.app import create_app
+from api.examples import (
+    CONTROL_OVERVIEW_EXAMPLE,
+    CONTROL_STATE_EXAMPLE,
+    DEBATE_EXAMPLE,
+    DEBATE_PAGE_EXAMPLE,
+    DECISION_EXAMPLE,
+    DECISION_PAGE_EXAMPLE,
+    ORDER_PAGE_EXAMPLE,
+    PANIC_REPORT_EXAMPLE,
+    PORTFOLIO_EXAMPLE,
+    POSITION_EXAMPLE,
+    SAFETY_EVENT_PAGE_EXAMPLE,
+)
+from api.schemas import ControlOverview, DebateView, Order, Page, Portfolio, Position
+from api.service import build_service
+from core.decision import Decision
+from core.settings import Settings
+from core.timeframes import now_ms
+from ingestion.feeds import Series, SimulatedFeed
+from ingestion.sim_feed import extend_simulation
+from safety.control import PanicReport
+from storage.api_keys import ApiKeyStore
+from storage.candles import CandleStore
+from storage.control import ControlState
+from storage.decisions import DecisionSummary
+from storage.engine import open_database
+from storage.safety_events import SafetyEvent
+
+EXAMPLES_PER_OPERATION = 25
+# The event stream never ends by itself; tests/test_api_service.py reads it.
+EXCLUDED_PATH = "/api/v1/stream"
+CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_schema_conformance,
+]
+
+
+def _app_and_token(home: Path) -> tuple[Any, str]:
+    settings = Settings(home=home, symbols=("BTC/USDT",))
+    database = open_database(settings.resolved_database_url)
+    store = CandleStore(database.session_factory)
+    extend_simulation(store, "BTC/USDT", "5m", now_ms(), 300, settings.seed)
+    feed = SimulatedFeed(store, (Series("BTC/USDT", "5m"),), settings.lookback_bars, settings.seed)
+    service = build_service(settings, database, feed, run_scheduler=False)
+    service.engine.decide("BTC/USDT", "5m", now_ms())
+    token = ApiKeyStore(database.session_factory).create("admin", "schemathesis", now_ms()).token
+    return create_app(service), token
+
+
+_HOME = Path(__import__("tempfile").mkdtemp(prefix="sigmax-schema-"))
+APP, TOKEN = _app_and_token(_HOME)
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP).exclude(path=EXCLUDED_PATH)
+
+
+@schema.parametrize()
+@settings(
+    max_examples=EXAMPLES_PER_OPERATION,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_responses_conform_to_the_openapi_document(case: schemathesis.Case[Any]) -> None:
+    case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"}, checks=CHECKS)
+
+
+@pytest.mark.parametrize(
+    ("example", "model"),
+    [
+        (DECISION_EXAMPLE, Decision),
+        (DECISION_PAGE_EXAMPLE, Page[DecisionSummary]),
+        (CONTROL_STATE_EXAMPLE, ControlState),
+        (SAFETY_EVENT_PAGE_EXAMPLE, Page[SafetyEvent]),
+        (PANIC_REPORT_EXAMPLE, PanicReport),
+        (CONTROL_OVERVIEW_EXAMPLE, ControlOverview),
+        (DEBATE_EXAMPLE, DebateView),
+        (DEBATE_PAGE_EXAMPLE, Page[DebateView]),
+        (POSITION_EXAMPLE, Position),
+        (PORTFOLIO_EXAMPLE, Portfolio),
+        (ORDER_PAGE_EXAMPLE, Page[Order]),
+    ],
+)
+def test_the_documented_examples_are_valid_records(
+    example: dict[str, Any], model: type[BaseModel]
+) -> None:
+    TypeAdapter(model).validate_python(example)
+
+
+def test_every_operation_is_described_with_an_example_of_its_answer() -> None:
+    document = APP.openapi()
+    components = document["components"]["schemas"]
+
+    def has_example(media: dict[str, Any]) -> bool:
+        if "example" in media or "examples" in media:
+            return True
+        reference = media.get("schema", {}).get("$ref", "")
+        return "examples" in components.get(reference.rsplit("/", 1)[-1], {})
+
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            where = f"{method.upper()} {path}"
+            assert operation.get("summary"), where
+            assert operation.get("description"), where
+            success = [code for code in operation["responses"] if code.startswith("2")]
+            assert len(success) == 1, where
+            content = operation["responses"][success[0]]["content"]
+            assert content, where
+            assert all(has_example(media) for media in content.values()), where
+            if path != "/api/v1/ping":
+                assert "401" in operation["responses"], where
