@@ -1,17 +1,19 @@
 """Bearer API keys with scopes, and the rate limit on mutating routes.
 
+The checks run on the event loop (one indexed read): see api/app.py for why.
+
 Scopes nest: ``admin`` may do what ``trade`` may, ``trade`` what ``read`` may. ``read``: every
 GET; ``trade``: POST /decisions (it can place paper orders); ``admin``: pause, resume, panic.
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import ApiError
-from api.service import get_service
+from api.service import service_of
 from storage.api_keys import ApiKey, Scope
 
 SCOPE_RANK: dict[Scope, int] = {"read": 0, "trade": 1, "admin": 2}
@@ -19,10 +21,10 @@ SCOPE_RANK: dict[Scope, int] = {"read": 0, "trade": 1, "admin": 2}
 _bearer = HTTPBearer(auto_error=False, description="An API key: `sigmax keys create --scope …`")
 
 
-def require(scope: Scope) -> Callable[..., ApiKey]:
+def require(scope: Scope) -> Callable[..., Awaitable[ApiKey]]:
     """A dependency: the presented key, which must hold ``scope`` (or a wider one)."""
 
-    def dependency(
+    async def dependency(
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
     ) -> ApiKey:
@@ -33,7 +35,7 @@ def require(scope: Scope) -> Callable[..., ApiKey]:
                 "missing API key: send `Authorization: Bearer <key>`",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        key = get_service(request).api_keys.verify(credentials.credentials)
+        key = service_of(request).api_keys.verify(credentials.credentials)
         if key is None:
             raise ApiError(
                 401,
@@ -50,12 +52,12 @@ def require(scope: Scope) -> Callable[..., ApiKey]:
     return dependency
 
 
-def limited(scope: Scope) -> Callable[..., ApiKey]:
+def limited(scope: Scope) -> Callable[..., Awaitable[ApiKey]]:
     """``require(scope)`` plus the per-key rate limit of mutating routes."""
     authorised = require(scope)
 
-    def dependency(request: Request, key: ApiKey = Depends(authorised)) -> ApiKey:  # noqa: B008
-        wait = get_service(request).rate_limiter.take(key.id)
+    async def dependency(request: Request, key: ApiKey = Depends(authorised)) -> ApiKey:  # noqa: B008
+        wait = service_of(request).rate_limiter.take(key.id)
         if wait > 0:
             raise ApiError(
                 429,

@@ -148,7 +148,7 @@ def serve_command(
     port = settings.api.port if port is None else port
     database = context.database
     try:
-        ensure_api_key(ApiKeyStore(database.session_factory), host, _say)
+        ensure_api_key(ApiKeyStore(database), host, _say)
         feed = _feed(context, replay, symbol, timeframe)
     except (ServeError, FeedError) as error:
         raise click.ClickException(str(error)) from None
@@ -197,7 +197,7 @@ def keys() -> None:
 @pass_context
 def create_key(context: Context, scope: str, label: str | None) -> None:
     """Make a key and print it: this once only (only its hash is stored)."""
-    store = ApiKeyStore(context.database.session_factory)
+    store = ApiKeyStore(context.database)
     try:
         made = store.create(scope, label or f"{scope} key", now_ms())  # type: ignore[arg-type]
     except ApiKeyError as error:
@@ -210,7 +210,7 @@ def create_key(context: Context, scope: str, label: str | None) -> None:
 @pass_context
 def list_keys(context: Context) -> None:
     """Every key: id, scope, label, created, revoked (never the secret)."""
-    rows = ApiKeyStore(context.database.session_factory).list()
+    rows = ApiKeyStore(context.database).list()
     if not rows:
         click.echo("no API keys (`sigmax keys create --scope admin`)")
     for key in rows:
@@ -227,7 +227,7 @@ def list_keys(context: Context) -> None:
 def revoke_key(context: Context, key_id: str) -> None:
     """Revoke a key: refused from the next request on."""
     try:
-        key = ApiKeyStore(context.database.session_factory).revoke(key_id, now_ms())
+        key = ApiKeyStore(context.database).revoke(key_id, now_ms())
     except ApiKeyError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"revoked {key.scope} key {key.id} ({key.label})")
@@ -303,9 +303,7 @@ def decisions() -> None:
 @pass_context
 def list_decisions(context: Context, symbol: str | None, limit: int) -> None:
     """The newest decisions first."""
-    rows = DecisionStore(context.database.session_factory).list(
-        DecisionFilters(symbol=symbol), limit=limit
-    )
+    rows = DecisionStore(context.database).list(DecisionFilters(symbol=symbol), limit=limit)
     if not rows:
         click.echo("no decisions stored")
     for row in rows:
@@ -322,7 +320,7 @@ def list_decisions(context: Context, symbol: str | None, limit: int) -> None:
 @pass_context
 def show_decision(context: Context, decision_id: str, as_json: bool) -> None:
     """One decision, in full."""
-    decision = DecisionStore(context.database.session_factory).get(decision_id)
+    decision = DecisionStore(context.database).get(decision_id)
     if decision is None:
         raise click.ClickException(f"no decision with id {decision_id!r}")
     _print(decision, as_json)

@@ -40,7 +40,7 @@ class StreamEvent:
 class EventFeed:
     def __init__(self, database: Database, poll_seconds: float, stopping: threading.Event):
         self._database = database
-        self._decisions = DecisionStore(database.session_factory)
+        self._decisions = DecisionStore(database)
         self._events = SafetyEventStore(database.session_factory)
         self._poll_seconds = poll_seconds
         self._stopping = stopping

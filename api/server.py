@@ -14,6 +14,7 @@ from core.timeframes import now_ms
 from storage.api_keys import ApiKeyStore
 
 FIRST_KEY_LABEL = "created at first start"
+GIL_SWITCH_INTERVAL_SECONDS = 0.001
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -70,5 +71,6 @@ def serve(service: Service, host: str, port: int) -> None:
         lifespan="on",
         timeout_graceful_shutdown=int(service.settings.service.shutdown_grace_seconds),
         log_level="info",
+        access_log=False,
     )
     _Server(config, service.stopping).run()

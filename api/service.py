@@ -81,9 +81,9 @@ def build_service(
         clock=clock,
         engine=engine,
         candles=CandleStore(database.session_factory),
-        decisions=DecisionStore(database.session_factory),
+        decisions=DecisionStore(database),
         safety_events=SafetyEventStore(database.session_factory),
-        api_keys=ApiKeyStore(database.session_factory),
+        api_keys=ApiKeyStore(database),
         rate_limiter=RateLimiter(settings.api),
         health=HealthProbe(database, feed.series, clock, settings.limits.freshness_bars),
         events=EventFeed(database, settings.service.stream_poll_ms / 1000.0, stopping),
@@ -95,6 +95,11 @@ def build_service(
     return service
 
 
-def get_service(request: Request) -> Service:
+def service_of(request: Request) -> Service:
     service: Service = request.app.state.service
     return service
+
+
+async def get_service(request: Request) -> Service:
+    """The dependency. Async on purpose: a plain function dependency costs a thread-pool hop."""
+    return service_of(request)

@@ -43,7 +43,7 @@ class DecisionEngine:
         self, settings: Settings, database: Database, broker: PaperBroker | None = None
     ) -> None:
         self._settings = settings
-        self._decisions = DecisionStore(database.session_factory)
+        self._decisions = DecisionStore(database)
         self.broker = broker or PaperBroker(database, settings.paper)
         self.control = ControlService(database, self.broker, settings)
         control = ControlStore(database)

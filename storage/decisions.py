@@ -1,16 +1,18 @@
 """Decisions: each stored once with its debate turns, read back whole or listed newest first."""
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict
-from sqlalchemy.orm import Session, sessionmaker
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from core.decision import Action, DebateTurn, Decision, Mode, Verdict
 from core.hashing import canonical_json
 from core.timeframes import parse_timestamp
-from storage.models import DebateTurnRow, DecisionRow, SafetyEventRow
+from storage.engine import Database
+from storage.models import DebateTurnRow, DecisionRecordRow, DecisionRow, SafetyEventRow
 from storage.safety_events import SafetyEventDraft, event_values
 
 
@@ -31,31 +33,59 @@ class DecisionSummary(BaseModel):
     mode: Mode
 
 
-_SUMMARY_COLUMNS = tuple(getattr(DecisionRow, name) for name in DecisionSummary.model_fields)
+_SUMMARY_FIELDS = tuple(DecisionSummary.model_fields)
+_SUMMARY_COLUMNS = tuple(getattr(DecisionRow, name) for name in _SUMMARY_FIELDS)
+# One validation call for a page of rows: a third of the cost of one per row.
+_SUMMARIES = TypeAdapter(list[DecisionSummary])
+
+
+def _summaries(rows: Sequence[sa.Row[Any]]) -> list[DecisionSummary]:
+    return _SUMMARIES.validate_python(
+        [dict(zip(_SUMMARY_FIELDS, row, strict=True)) for row in rows]
+    )
 
 
 class DecisionStore:
-    def __init__(self, session_factory: sessionmaker[Session]) -> None:
-        self.session_factory = session_factory
+    """Reads go through plain connections, not ORM sessions: the API lists pages of these on
+    every request, and a session cost more than the query it ran."""
+
+    def __init__(self, database: Database) -> None:
+        self._engine = database.engine
+        self.session_factory = database.session_factory
 
     def save(self, decision: Decision, events: Sequence[SafetyEventDraft] = ()) -> None:
         """Write the decision, its debate turns and the safety events it raised in one
-        transaction: all or nothing. Plain INSERTs: the ORM's unit of work cost four times as
-        much here, on the path of every decision."""
-        turns = [_turn_values(decision.id, turn) for turn in decision.debate]
-        rows = [event_values(event, decision.id) for event in events]
+        transaction: all or nothing."""
+        self.save_all([(decision, events)])
+
+    def save_all(self, batch: Sequence[tuple[Decision, Sequence[SafetyEventDraft]]]) -> None:
+        """Write many decisions with their turns and events in one transaction, in order.
+        Plain INSERTs: the ORM's unit of work cost four times as much here, on the path of
+        every decision."""
+        summaries = [_decision_values(decision) for decision, _ in batch]
+        records = [
+            {"decision_id": decision.id, "record": decision.model_dump_json()}
+            for decision, _ in batch
+        ]
+        turns = [
+            _turn_values(decision.id, turn) for decision, _ in batch for turn in decision.debate
+        ]
+        rows = [event_values(event, decision.id) for decision, events in batch for event in events]
         with self.session_factory.begin() as session:
             connection = session.connection()
-            connection.execute(_insert_decision(connection), _decision_values(decision))
+            connection.execute(_insert_decision(connection), summaries)
+            connection.execute(_INSERT_RECORD, records)
             if turns:
                 connection.execute(_INSERT_TURN, turns)
             if rows:
                 connection.execute(_INSERT_EVENT, rows)
 
     def get(self, decision_id: str) -> Decision | None:
-        with self.session_factory() as session:
-            record = session.scalar(
-                sa.select(DecisionRow.record).where(DecisionRow.id == decision_id)
+        with self._engine.connect() as connection:
+            record = connection.scalar(
+                sa.select(DecisionRecordRow.record).where(
+                    DecisionRecordRow.decision_id == decision_id
+                )
             )
         return None if record is None else Decision.model_validate_json(record)
 
@@ -66,8 +96,8 @@ class DecisionStore:
             DecisionRow.timeframe == timeframe,
             DecisionRow.as_of < before_ms,
         )
-        with self.session_factory() as session:
-            return session.scalar(query)
+        with self._engine.connect() as connection:
+            return connection.scalar(query)
 
     def records(
         self,
@@ -76,14 +106,9 @@ class DecisionStore:
         before_seq: int | None = None,
     ) -> list[tuple[int, Decision]]:
         """Whole records with their ``seq``, newest first, paged like ``list``."""
-        query = (
-            sa.select(DecisionRow.seq, DecisionRow.record)
-            .order_by(DecisionRow.seq.desc())
-            .limit(limit)
-        )
-        query = query.where(*_conditions(filters or DecisionFilters(), before_seq))
-        with self.session_factory() as session:
-            rows = session.execute(query).all()
+        values = _bound(filters or DecisionFilters(), before_seq, limit)
+        with self._engine.connect() as connection:
+            rows = connection.execute(_record_page(frozenset(values)), values).all()
         return [(seq, Decision.model_validate_json(record)) for seq, record in rows]
 
     def after(self, seq: int, limit: int = 100) -> list[DecisionSummary]:
@@ -94,22 +119,24 @@ class DecisionStore:
             .order_by(DecisionRow.seq)
             .limit(limit)
         )
-        with self.session_factory() as session:
-            rows = session.execute(query).all()
-        return [DecisionSummary.model_validate(row._asdict()) for row in rows]
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return _summaries(rows)
 
     def newest_seq(self) -> int:
         """The highest ``seq`` stored; 0 when there is none."""
-        with self.session_factory() as session:
-            return session.scalar(sa.select(sa.func.max(DecisionRow.seq))) or 0
+        with self._engine.connect() as connection:
+            return connection.scalar(sa.select(sa.func.max(DecisionRow.seq))) or 0
 
     def counts(self) -> list[tuple[str, str, int]]:
         """(action, verdict, how many) over every stored decision."""
         query = sa.select(DecisionRow.action, DecisionRow.verdict, sa.func.count()).group_by(
             DecisionRow.action, DecisionRow.verdict
         )
-        with self.session_factory() as session:
-            return [(action, verdict, count) for action, verdict, count in session.execute(query)]
+        with self._engine.connect() as connection:
+            return [
+                (action, verdict, count) for action, verdict, count in connection.execute(query)
+            ]
 
     # Last in the class: below it, `list` in an annotation would name this method.
     def list(
@@ -119,11 +146,10 @@ class DecisionStore:
         before_seq: int | None = None,
     ) -> list[DecisionSummary]:
         """Newest first; pass the last summary's ``seq`` as ``before_seq`` for the next page."""
-        query = sa.select(*_SUMMARY_COLUMNS).order_by(DecisionRow.seq.desc()).limit(limit)
-        query = query.where(*_conditions(filters or DecisionFilters(), before_seq))
-        with self.session_factory() as session:
-            rows = session.execute(query).all()
-        return [DecisionSummary.model_validate(row._asdict()) for row in rows]
+        values = _bound(filters or DecisionFilters(), before_seq, limit)
+        with self._engine.connect() as connection:
+            rows = connection.execute(_summary_page(frozenset(values)), values).all()
+        return _summaries(rows)
 
 
 @dataclass(frozen=True)
@@ -138,24 +164,53 @@ class DecisionFilters:
     until: int | None = None
 
 
-def _conditions(filters: DecisionFilters, before_seq: int | None) -> list[sa.ColumnElement[bool]]:
-    conditions: list[sa.ColumnElement[bool]] = []
-    if filters.symbol is not None:
-        conditions.append(DecisionRow.symbol == filters.symbol)
-    if filters.action is not None:
-        conditions.append(DecisionRow.action == filters.action)
-    if filters.verdict is not None:
-        conditions.append(DecisionRow.verdict == filters.verdict)
-    if filters.since is not None:
-        conditions.append(DecisionRow.as_of >= filters.since)
-    if filters.until is not None:
-        conditions.append(DecisionRow.as_of <= filters.until)
-    if before_seq is not None:
-        conditions.append(DecisionRow.seq < before_seq)
-    return conditions
+_AnySelect = sa.Select[*tuple[Any, ...]]
+# Each filter as a condition on a bound parameter named after it.
+_CONDITIONS: dict[str, sa.ColumnElement[bool]] = {
+    "symbol": DecisionRow.symbol == sa.bindparam("symbol"),
+    "action": DecisionRow.action == sa.bindparam("action"),
+    "verdict": DecisionRow.verdict == sa.bindparam("verdict"),
+    "since": DecisionRow.as_of >= sa.bindparam("since"),
+    "until": DecisionRow.as_of <= sa.bindparam("until"),
+    "before_seq": DecisionRow.seq < sa.bindparam("before_seq"),
+}
+
+
+def _bound(filters: DecisionFilters, before_seq: int | None, limit: int) -> dict[str, Any]:
+    """The parameters of a page query: the filters given, the cursor, the limit."""
+    given = {
+        "symbol": filters.symbol,
+        "action": filters.action,
+        "verdict": filters.verdict,
+        "since": filters.since,
+        "until": filters.until,
+        "before_seq": before_seq,
+    }
+    return {name: value for name, value in given.items() if value is not None} | {"limit": limit}
+
+
+# One statement per combination of filters, built once: building and keying a statement
+# cost more than running it, on every page the API serves.
+@functools.cache
+def _summary_page(parameters: frozenset[str]) -> _AnySelect:
+    return _page(sa.select(*_SUMMARY_COLUMNS), parameters)
+
+
+@functools.cache
+def _record_page(parameters: frozenset[str]) -> _AnySelect:
+    joined = sa.select(DecisionRow.seq, DecisionRecordRow.record).join(
+        DecisionRecordRow, DecisionRecordRow.decision_id == DecisionRow.id
+    )
+    return _page(joined, parameters)
+
+
+def _page(query: _AnySelect, parameters: frozenset[str]) -> _AnySelect:
+    conditions = [_CONDITIONS[name] for name in sorted(parameters - {"limit"})]
+    return query.where(*conditions).order_by(DecisionRow.seq.desc()).limit(sa.bindparam("limit"))
 
 
 _INSERT_TURN = sa.insert(DebateTurnRow)
+_INSERT_RECORD = sa.insert(DecisionRecordRow)
 _INSERT_EVENT = sa.insert(SafetyEventRow)
 # SQLite has no sequence for a column outside the key, so the insert numbers itself: a SQLite
 # database has one writer at a time, so no two inserts read the same maximum. PostgreSQL's
@@ -187,7 +242,6 @@ def _decision_values(decision: Decision) -> dict[str, object]:
         "confidence": decision.proposal.confidence,
         "score": decision.proposal.score,
         "verdict": decision.safety.verdict,
-        "record": decision.model_dump_json(),
     }
 
 

@@ -20,6 +20,9 @@ _SQLITE_PRAGMAS = (
 )
 
 
+SQLITE_POOL_SIZE = 32
+
+
 def create_engine_for(url: str) -> sa.Engine:
     """An engine for ``url``: SQLite gets its folder and pragmas, anything else a checked pool."""
     parsed = sa.make_url(url)
@@ -27,7 +30,9 @@ def create_engine_for(url: str) -> sa.Engine:
         return sa.create_engine(parsed, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(parsed)
+    # A pool as wide as the API's concurrency: a connection opened past the pool is closed
+    # again on return, and opening one (the pragmas) costs more than the query it serves.
+    engine = sa.create_engine(parsed, pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE)
     sa.event.listen(engine, "connect", _configure_sqlite_connection)
     sa.event.listen(engine, "begin", _begin_sqlite_transaction)
     return engine

@@ -117,7 +117,9 @@ class ResearchObservationRow(Base):
 
 
 class DecisionRow(Base):
-    """A decision: the full record as JSON, plus the fields that lists and filters need."""
+    """A decision: the fields that lists and filters need. The full record lives apart, in
+    ``decision_records``: rows here stay small, so a page of a list reads a few pages of the
+    table rather than one (plus overflow) per decision."""
 
     __tablename__ = "decisions"
     __table_args__ = (sa.Index(None, "symbol", "as_of"),)
@@ -138,9 +140,17 @@ class DecisionRow(Base):
     confidence: Mapped[float]
     score: Mapped[float]
     verdict: Mapped[str] = mapped_column(sa.String(16), index=True)
-    record: Mapped[JsonText]
     # Also tells the unit of work to insert the decision before its turns.
     turns: Mapped[list["DebateTurnRow"]] = relationship(order_by="DebateTurnRow.turn_index")
+
+
+class DecisionRecordRow(Base):
+    """The whole decision record as JSON, stored once with its decision."""
+
+    __tablename__ = "decision_records"
+
+    decision_id: Mapped[str] = mapped_column(sa.ForeignKey("decisions.id"), primary_key=True)
+    record: Mapped[JsonText]
 
 
 class DebateTurnRow(Base):

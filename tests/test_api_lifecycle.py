@@ -5,6 +5,7 @@ import csv
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -15,16 +16,17 @@ from api.cli import cli
 from core.decision import Decision
 from core.timeframes import format_timestamp, parse_timestamp
 from ingestion.sim import simulate_candles
+from storage.api_keys import VERIFIED_FOR_SECONDS
 from storage.engine import open_database
-from storage.models import DebateTurnRow, DecisionRow
+from storage.models import DebateTurnRow, DecisionRecordRow, DecisionRow
 
 STEP = 300_000
 
 
-def wait_for(condition: str, check: object, timeout: float = 30.0) -> None:
+def wait_for(condition: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
+        if check():
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {condition}")
@@ -39,7 +41,11 @@ def stored_records(home: Path) -> list[tuple[Decision, int]]:
         .scalar_subquery()
     )
     with database.session_factory() as session:
-        rows = session.execute(sa.select(DecisionRow.record, turns).order_by(DecisionRow.seq))
+        rows = session.execute(
+            sa.select(DecisionRecordRow.record, turns)
+            .join(DecisionRow, DecisionRow.id == DecisionRecordRow.decision_id)
+            .order_by(DecisionRow.seq)
+        )
         records = [(Decision.model_validate_json(record), count) for record, count in rows]
     database.dispose()
     return records
@@ -73,7 +79,7 @@ def test_a_non_loopback_address_is_refused_without_keys(tmp_path: Path) -> None:
     assert "no API keys" in listed.output, "the refusal must not have made a key"
 
 
-def test_revoked_keys_are_refused_from_the_next_request(tmp_path: Path) -> None:
+def test_a_key_revoked_from_another_process_is_refused_within_a_second(tmp_path: Path) -> None:
     token = create_key(tmp_path, "read", "soon revoked")
     with running_server(tmp_path, "--no-scheduler") as server, server.client(token) as client:
         assert client.get("/version").status_code == 200
@@ -82,8 +88,10 @@ def test_revoked_keys_are_refused_from_the_next_request(tmp_path: Path) -> None:
             cli, ["keys", "revoke", key_id], env={"SIGMAX_HOME": str(tmp_path)}
         )
         assert revoked.exit_code == 0, revoked.output
+        revoked_at = time.monotonic()
+        wait_for("the revoked key's refusal", lambda: client.get("/version").status_code == 401)
+        assert time.monotonic() - revoked_at <= VERIFIED_FOR_SECONDS + 0.5
         refused = client.get("/version")
-        assert refused.status_code == 401
         assert refused.json()["error"]["code"] == "unauthorized"
         server.stop_cleanly()
 

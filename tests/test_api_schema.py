@@ -59,7 +59,7 @@ def _app_and_token(home: Path) -> tuple[Any, str]:
     feed = SimulatedFeed(store, (Series("BTC/USDT", "5m"),), settings.lookback_bars, settings.seed)
     service = build_service(settings, database, feed, run_scheduler=False)
     service.engine.decide("BTC/USDT", "5m", now_ms())
-    token = ApiKeyStore(database.session_factory).create("admin", "schemathesis", now_ms()).token
+    token = ApiKeyStore(database).create("admin", "schemathesis", now_ms()).token
     return create_app(service), token
 
 

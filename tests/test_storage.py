@@ -7,7 +7,9 @@ from typing import Any
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
 from core.candles import CandleWindow
@@ -31,12 +33,13 @@ from core.version import ENGINE_VERSION
 from storage.candles import CandleConflictError, CandleStore
 from storage.control import ControlStore
 from storage.decisions import DecisionFilters, DecisionStore
-from storage.engine import Database, open_database
+from storage.engine import Database, create_engine_for, open_database
 from storage.market_view import StoredMarketView
-from storage.migrate import current_revision
+from storage.migrate import MIGRATIONS, current_revision
 from storage.models import (
     Base,
     DebateTurnRow,
+    DecisionRecordRow,
     DecisionRow,
     NewsItemRow,
     ResearchObservationRow,
@@ -77,7 +80,7 @@ def count_rows(database: Database, model: type[Base]) -> int:
 def test_migrations_create_every_table_and_match_the_models(database: Database) -> None:
     tables = set(sa.inspect(database.engine).get_table_names())
     assert tables == {*Base.metadata.tables, "alembic_version"}
-    assert current_revision(database.engine) == "0002"
+    assert current_revision(database.engine) == "0003"
     with database.engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
 
@@ -87,7 +90,7 @@ def test_opening_again_migrates_nothing_and_keeps_the_data(database_url: str) ->
     CandleStore(first.session_factory).insert_candles(synthetic_candles(3))
     again = open_database(database_url)
     try:
-        assert current_revision(again.engine) == "0002"
+        assert current_revision(again.engine) == "0003"
         assert (
             len(CandleStore(again.session_factory).window("BTC/USDT", "5m", T0 + 3 * STEP, 10)) == 3
         )
@@ -292,7 +295,7 @@ def make_decision(decision_id: str, symbol: str = "BTC/USDT", turns: int = 4) ->
 
 
 def test_a_saved_decision_reads_back_equal(database: Database) -> None:
-    store = DecisionStore(database.session_factory)
+    store = DecisionStore(database)
     decision = make_decision("00000000-0000-4000-8000-000000000001")
     store.save(decision)
 
@@ -302,7 +305,7 @@ def test_a_saved_decision_reads_back_equal(database: Database) -> None:
 
 
 def test_decisions_list_newest_first_by_page_and_symbol(database: Database) -> None:
-    store = DecisionStore(database.session_factory)
+    store = DecisionStore(database)
     for number in range(5):
         symbol = "ETH/USDT" if number == 2 else "BTC/USDT"
         store.save(make_decision(f"decision-{number}", symbol=symbol))
@@ -325,8 +328,27 @@ def test_decisions_list_newest_first_by_page_and_symbol(database: Database) -> N
     assert (summary.as_of, summary.mode) == (parse_timestamp("2023-01-20T12:00:00Z"), "backtest")
 
 
+def test_a_batch_of_decisions_is_stored_in_order_with_its_turns(database: Database) -> None:
+    store = DecisionStore(database)
+    store.save(make_decision("first"))
+    store.save_all([(make_decision(f"batch-{number}", turns=2), ()) for number in range(4)])
+    listed = store.list(limit=10)
+    assert [summary.id for summary in listed] == [
+        "batch-3",
+        "batch-2",
+        "batch-1",
+        "batch-0",
+        "first",
+    ]
+    assert len({summary.seq for summary in listed}) == 5
+    assert [summary.id for summary in store.after(listed[-1].seq)] == [
+        f"batch-{number}" for number in range(4)
+    ]
+    assert count_rows(database, DebateTurnRow) == 4 + 4 * 2
+
+
 def test_a_failure_among_the_debate_turns_leaves_no_decision(database: Database) -> None:
-    store = DecisionStore(database.session_factory)
+    store = DecisionStore(database)
     statements: list[str] = []
 
     def fail_on_the_turns(*args: Any) -> None:
@@ -346,7 +368,48 @@ def test_a_failure_among_the_debate_turns_leaves_no_decision(database: Database)
     assert any(statement.startswith("INSERT INTO decisions") for statement in statements)
     assert store.get("doomed") is None
     assert count_rows(database, DecisionRow) == 0
+    assert count_rows(database, DecisionRecordRow) == 0
     assert count_rows(database, DebateTurnRow) == 0
+
+
+def test_records_stored_inline_before_0003_move_to_their_table_intact(database_url: str) -> None:
+    """A database made by 0002 (records inside `decisions`) opened by this version."""
+    decision = make_decision("from-0002")
+    engine = create_engine_for(database_url)
+    with engine.begin() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002")
+        values = {
+            "id": decision.id,
+            "seq": 1,
+            "symbol": decision.symbol,
+            "timeframe": decision.timeframe,
+            "as_of": parse_timestamp(decision.as_of),
+            "created_at": parse_timestamp(decision.created_at),
+            "mode": decision.mode,
+            "engine_version": decision.engine_version,
+            "config_hash": decision.config_hash,
+            "action": decision.action,
+            "size": decision.safety.size,
+            "confidence": decision.proposal.confidence,
+            "score": decision.proposal.score,
+            "verdict": decision.safety.verdict,
+            "record": decision.model_dump_json(),
+        }
+        columns = ", ".join(values)
+        marks = ", ".join(f":{name}" for name in values)
+        connection.execute(sa.text(f"INSERT INTO decisions ({columns}) VALUES ({marks})"), values)
+    engine.dispose()
+
+    upgraded = open_database(database_url)
+    try:
+        assert current_revision(upgraded.engine) == "0003"
+        assert DecisionStore(upgraded).get("from-0002") == decision
+        assert [s.id for s in DecisionStore(upgraded).list()] == ["from-0002"]
+    finally:
+        upgraded.dispose()
 
 
 # --- control state and safety events ------------------------------------------------------
@@ -390,7 +453,7 @@ def test_a_symbol_takes_the_stricter_of_its_own_and_the_global_state(database: D
 
 
 def test_safety_events_list_newest_first(database: Database) -> None:
-    decisions = DecisionStore(database.session_factory)
+    decisions = DecisionStore(database)
     decisions.save(make_decision("blocked-one"))
     store = SafetyEventStore(database.session_factory)
     store.record("circuit_breaker", "BTC/USDT", {"move_pct": 12.5}, at_ms=1_000)

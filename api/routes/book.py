@@ -42,7 +42,7 @@ router = APIRouter(tags=["book"], dependencies=[Depends(require("read"))])
         **errors(401, 403, 422),
     },
 )
-def safety_events(
+async def safety_events(
     service: ServiceDep,
     kind: Annotated[str | None, Query(max_length=64)] = None,
     symbol: SymbolQuery = None,
@@ -112,7 +112,7 @@ def portfolio(service: ServiceDep) -> Portfolio:
         **errors(401, 403, 422),
     },
 )
-def list_orders(
+async def list_orders(
     service: ServiceDep,
     status: OrderStatus | None = None,
     symbol: SymbolQuery = None,

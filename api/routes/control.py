@@ -35,7 +35,7 @@ _STATE_RESPONSE: dict[int | str, dict[str, Any]] = {
     },
     dependencies=[Depends(require("read"))],
 )
-def control_state(service: ServiceDep) -> ControlOverview:
+async def control_state(service: ServiceDep) -> ControlOverview:
     with service.database.session_factory() as session:
         scopes = scopes_in(session)
     return ControlOverview(
@@ -95,7 +95,7 @@ def resume(
         **errors(400, 401, 403, 422, 503),
     },
 )
-def panic(
+async def panic(  # on the event loop on purpose: see api/app.py
     body: PanicBody, service: ServiceDep, key: Annotated[ApiKey, Depends(require("admin"))]
 ) -> PanicReport:
     report = service.engine.control.panic(

@@ -79,7 +79,7 @@ def create_decision(body: DecisionRequestBody, service: ServiceDep) -> Decision:
     },
     dependencies=[Depends(require("read"))],
 )
-def list_decisions(
+async def list_decisions(
     service: ServiceDep,
     symbol: SymbolQuery = None,
     action: Action | None = None,
@@ -112,7 +112,9 @@ def list_decisions(
     },
     dependencies=[Depends(require("read"))],
 )
-def get_decision(service: ServiceDep, decision_id: Annotated[str, Path(max_length=64)]) -> Decision:
+async def get_decision(
+    service: ServiceDep, decision_id: Annotated[str, Path(max_length=64)]
+) -> Decision:
     decision = service.decisions.get(decision_id)
     if decision is None:
         raise not_found(f"no decision with id {decision_id!r}")
@@ -131,7 +133,9 @@ def get_decision(service: ServiceDep, decision_id: Annotated[str, Path(max_lengt
     },
     dependencies=[Depends(require("read"))],
 )
-def get_debate(service: ServiceDep, decision_id: Annotated[str, Path(max_length=64)]) -> DebateView:
+async def get_debate(
+    service: ServiceDep, decision_id: Annotated[str, Path(max_length=64)]
+) -> DebateView:
     decision = service.decisions.get(decision_id)
     if decision is None:
         raise not_found(f"no decision with id {decision_id!r}")
@@ -149,7 +153,7 @@ def get_debate(service: ServiceDep, decision_id: Annotated[str, Path(max_length=
     },
     dependencies=[Depends(require("read"))],
 )
-def list_debates(
+async def list_debates(
     service: ServiceDep,
     symbol: SymbolQuery = None,
     cursor: CursorQuery = None,

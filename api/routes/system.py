@@ -20,7 +20,7 @@ API_VERSION = "v1"
     summary="Liveness",
     description="Answers while the process serves requests. The one route without a key.",
 )
-def ping() -> Pong:
+async def ping() -> Pong:
     return Pong(ping="pong")
 
 
@@ -32,7 +32,7 @@ def ping() -> Pong:
     responses=errors(401, 403),
     dependencies=[Depends(require("read"))],
 )
-def version() -> VersionInfo:
+async def version() -> VersionInfo:
     return VersionInfo(engine_version=ENGINE_VERSION, api_version=API_VERSION)
 
 
@@ -49,7 +49,7 @@ def version() -> VersionInfo:
     },
     dependencies=[Depends(require("read"))],
 )
-def health(service: ServiceDep) -> JSONResponse:
+async def health(service: ServiceDep) -> JSONResponse:
     report = service.health_report()
     status = 503 if report.status == "failing" else 200
     return JSONResponse(report.model_dump(mode="json"), status_code=status)
