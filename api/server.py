@@ -71,6 +71,6 @@ def serve(service: Service, host: str, port: int) -> None:
         lifespan="on",
         timeout_graceful_shutdown=int(service.settings.service.shutdown_grace_seconds),
         log_level="info",
-        access_log=False,
+        access_log=service.settings.api.access_log,
     )
     _Server(config, service.stopping).run()
