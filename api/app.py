@@ -17,6 +17,10 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from api import scheduler as scheduler_module
 from api.errors import install_error_handlers
@@ -63,7 +67,7 @@ def create_app(service: Service) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served below from the installed package, not a CDN
         redoc_url=None,
     )
     app.state.service = service
@@ -72,4 +76,21 @@ def create_app(service: Service) -> FastAPI:
     for module in (system, decisions, control, book, stream):
         v1.include_router(module.router)
     app.include_router(v1)
+    _serve_docs_offline(app)
     return app
+
+
+def _serve_docs_offline(app: FastAPI) -> None:
+    """/docs with Swagger UI's files from the swagger-ui-bundle package: FastAPI's default
+    page loads them from a CDN, and the service must work without the internet."""
+    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="SIGMAX API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )

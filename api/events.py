@@ -60,16 +60,18 @@ class EventFeed:
         return self._stopping.is_set()
 
     async def run(self) -> None:
-        self._cursor = await asyncio.to_thread(self._newest)
+        started = False
         while not self._stopping.is_set():
-            await asyncio.sleep(self._poll_seconds)
             try:
-                events = await asyncio.to_thread(self._new_events)
+                if started:
+                    for event in await asyncio.to_thread(self._new_events):
+                        self._publish(event)
+                else:
+                    self._cursor = await asyncio.to_thread(self._newest)
+                    started = True
             except Exception:  # the database may be back next time; the stream goes on
                 log.exception("reading new events failed")
-                continue
-            for event in events:
-                self._publish(event)
+            await asyncio.sleep(self._poll_seconds)
         for queue in list(self._subscribers):
             self._close(queue)
 

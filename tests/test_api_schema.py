@@ -2,11 +2,13 @@
 number per operation) and every response must be no server error and conform to the schema
 — status code, content type and body. The examples in the docs must be valid records."""
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from pydantic import BaseModel, TypeAdapter
 from schemathesis import checks
@@ -122,3 +124,43 @@ def test_every_operation_is_described_with_an_example_of_its_answer() -> None:
             assert all(has_example(media) for media in content.values()), where
             if path != "/api/v1/ping":
                 assert "401" in operation["responses"], where
+
+
+def test_the_docs_page_needs_nothing_from_the_internet() -> None:
+    with TestClient(APP) as client:
+        page = client.get("/docs")
+        assert page.status_code == 200
+        sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert sources, page.text
+        assert all(source.startswith("/docs-assets/") for source in sources), sources
+        assert "https://" not in page.text
+        for source in sources:
+            asset = client.get(source)
+            assert asset.status_code == 200, source
+            assert asset.content, source
+        assert client.get("/openapi.json").json()["info"]["title"] == "SIGMAX"
+
+
+def test_an_unexpected_failure_answers_500_in_the_error_shape_without_a_trace(
+    tmp_path: Path,
+) -> None:
+    app, token = _app_and_token(tmp_path)
+    service = app.state.service
+    with service.database.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE debate_turns")
+        connection.exec_driver_sql("ALTER TABLE decisions RENAME TO decisions_lost")
+    with TestClient(app, raise_server_exceptions=False) as client:
+        headers = {"Authorization": f"Bearer {token}"}
+        failed = client.get("/api/v1/decisions", headers=headers)
+        assert failed.status_code == 500
+        body = failed.json()
+        assert body["error"]["code"] == "internal_error"
+        assert "the server log has it as" in body["error"]["message"]
+        assert "Traceback" not in failed.text
+        assert "decisions" not in body["error"]["message"]
+        service.database.engine.dispose()
+        (tmp_path / "sigmax.db").unlink()
+        (tmp_path / "sigmax.db").mkdir()  # the database file is gone and cannot come back
+        health = client.get("/api/v1/health", headers=headers)
+        assert health.status_code == 503
+        assert health.json()["status"] == "failing"

@@ -1,5 +1,7 @@
 """The control state and the panic stop (admin keys only for changes)."""
 
+import contextlib
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -21,6 +23,15 @@ router = APIRouter(prefix="/control", tags=["control"])
 _STATE_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/json": {"example": CONTROL_STATE_EXAMPLE}}}
 }
+
+
+@contextlib.contextmanager
+def _refusal_is_a_conflict() -> Iterator[None]:
+    """A transition refused as things stand (HALTED, a cool-down) answers 409, saying why."""
+    try:
+        yield
+    except ControlError as error:
+        raise ApiError(409, "conflict", str(error)) from None
 
 
 @router.get(
@@ -55,12 +66,10 @@ async def control_state(service: ServiceDep) -> ControlOverview:
 def pause(
     body: PauseBody, service: ServiceDep, key: Annotated[ApiKey, Depends(limited("admin"))]
 ) -> ControlState:
-    try:
+    with _refusal_is_a_conflict():
         return service.engine.control.pause(
             actor(key), body.reason, service.clock.now_ms(), symbol=body.symbol
         )
-    except ControlError as error:
-        raise ApiError(409, "conflict", str(error)) from None
 
 
 @router.post(
@@ -74,12 +83,10 @@ def pause(
 def resume(
     body: ResumeBody, service: ServiceDep, key: Annotated[ApiKey, Depends(limited("admin"))]
 ) -> ControlState:
-    try:
+    with _refusal_is_a_conflict():
         return service.engine.control.resume(
             actor(key), body.reason, service.clock.now_ms(), force=body.force, symbol=body.symbol
         )
-    except ControlError as error:
-        raise ApiError(409, "conflict", str(error)) from None
 
 
 @router.post(
