@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+import httpx
 from pydantic import ValidationError
 
 from api.render import render_decision
@@ -14,17 +15,22 @@ from api.service import build_service
 from core.decision import Decision
 from core.settings import Settings, validate_symbol
 from core.timeframes import floor_to, format_timestamp, now_ms, parse_timestamp, timeframe_ms
+from core.version import ENGINE_VERSION
 from execution.paper import PaperBroker
 from graph.engine import DecisionEngine
 from ingestion.candle_file import CandleFileError
+from ingestion.coins import CoinDetector
 from ingestion.feeds import CandleFeed, FeedError, ReplayFeed, Series, SimulatedFeed
 from ingestion.importer import import_candle_file
+from ingestion.news_poller import NewsPoller
+from ingestion.news_score import NewsScorer
 from ingestion.sim_feed import RealDataPresentError, extend_simulation
 from safety.control import ControlError, ControlService
 from storage.api_keys import SCOPES, ApiKeyError, ApiKeyStore
 from storage.candles import CandleConflictError, CandleStore
 from storage.decisions import DecisionFilters, DecisionStore
 from storage.engine import Database, open_database
+from storage.news import NewsStore
 
 DEMO_BARS = 400
 
@@ -231,6 +237,36 @@ def revoke_key(context: Context, key_id: str) -> None:
     except ApiKeyError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"revoked {key.scope} key {key.id} ({key.label})")
+
+
+@cli.group()
+def news() -> None:
+    """News feeds (RSS/Atom) behind the sentiment signal."""
+
+
+@news.command("poll")
+@pass_context
+def poll_news(context: Context) -> None:
+    """Poll each feed of SIGMAX_NEWS__FEEDS once; store the new items, scored and tagged."""
+    settings = context.settings
+    assets = {symbol.partition("/")[0] for symbol in settings.symbols}
+    with httpx.Client(
+        timeout=settings.news.timeout_seconds,
+        follow_redirects=True,
+        headers={"User-Agent": f"sigmax/{ENGINE_VERSION} (+news poller)"},
+    ) as client:
+        poller = NewsPoller(
+            NewsStore(context.database),
+            client,
+            NewsScorer(),
+            CoinDetector(assets),
+            settings.news.feeds,
+        )
+        results = poller.poll(now_ms())
+    for result in results:
+        click.echo(f"{result.url}: {result.outcome} — {result.detail}")
+    if all(result.outcome == "failed" for result in results):
+        raise click.ClickException("no feed could be read (see above); nothing was stored")
 
 
 @cli.group()

@@ -171,6 +171,38 @@ class ServiceSettings(BaseModel):
     shutdown_grace_seconds: float = Field(default=30.0, gt=0.0)
 
 
+DEFAULT_NEWS_FEEDS = (
+    "https://www.coindesk.com/arc/outboundfeeds/rss/",
+    "https://cointelegraph.com/rss",
+    "https://decrypt.co/feed",
+)
+
+
+class NewsSettings(BaseModel):
+    """RSS/Atom feeds of crypto news, polled for the sentiment signal."""
+
+    model_config = ConfigDict(frozen=True)
+
+    feeds: Annotated[tuple[str, ...], NoDecode] = DEFAULT_NEWS_FEEDS
+    poll_seconds: int = Field(default=300, ge=10)
+    timeout_seconds: float = Field(default=10.0, gt=0.0, le=120.0)
+
+    @field_validator("feeds", mode="before")
+    @classmethod
+    def _split_feeds(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("feeds")
+    @classmethod
+    def _check_feeds(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"feed {url!r} must be an http:// or https:// URL")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SIGMAX_", env_nested_delimiter="__", frozen=True, extra="forbid"
@@ -190,6 +222,7 @@ class Settings(BaseSettings):
     paper: PaperSettings = PaperSettings()
     api: ApiSettings = ApiSettings()
     service: ServiceSettings = ServiceSettings()
+    news: NewsSettings = NewsSettings()
 
     @field_validator("symbols", "timeframes", mode="before")
     @classmethod

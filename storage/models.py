@@ -94,12 +94,30 @@ class NewsItemRow(Base):
     source: Mapped[str] = mapped_column(sa.String(64))
     guid: Mapped[str] = mapped_column(sa.Text)
     title: Mapped[str] = mapped_column(sa.Text)
-    url: Mapped[str] = mapped_column(sa.Text)
+    url: Mapped[str] = mapped_column(sa.Text, index=True)
+    # The title as dedup compares it (lower case, no punctuation); NULL for items stored
+    # before news ingestion existed.
+    title_key: Mapped[str | None] = mapped_column(sa.Text, index=True)
     summary: Mapped[str] = mapped_column(sa.Text)
     published_at: Mapped[EpochMs] = mapped_column(index=True)
     fetched_at: Mapped[EpochMs]
     sentiment: Mapped[float | None]
     symbols: Mapped[JsonText]
+
+
+class NewsFeedRow(Base):
+    """What the last poll of one RSS/Atom feed got: its validators for the next conditional
+    request, and how it went."""
+
+    __tablename__ = "news_feeds"
+
+    url: Mapped[str] = mapped_column(sa.String(500), primary_key=True)
+    etag: Mapped[str | None] = mapped_column(sa.Text)
+    last_modified: Mapped[str | None] = mapped_column(sa.Text)
+    polled_at: Mapped[EpochMs]
+    # "new" (items read), "not_modified" (304) or "failed".
+    outcome: Mapped[str] = mapped_column(sa.String(16))
+    detail: Mapped[str] = mapped_column(sa.Text)
 
 
 class ResearchObservationRow(Base):
