@@ -2,13 +2,13 @@
 shutdown lets the decision in flight finish before the database is closed.
 
 Where routes run: the short reads (a page of a list, one record, the key check) are
-``async`` and run on the event loop, though they call the database without awaiting. Each
-takes well under a millisecond; handed to worker threads instead, they spent most of their
-time waiting for the GIL behind each other (3× fewer requests a second in bench/api.py).
-The long or writing routes — deciding, pause, resume, the book's replay, the metrics' counts —
-run in worker threads, so they never hold up the loop. The panic is the exception: it runs on
-the loop, ahead of the reads queued behind it, instead of waiting for a worker thread to get
-the interpreter (its p99 under load fell from about 240 ms to under 90 ms in bench/api.py).
+``async`` and go through ``Service.read``: on the embedded SQLite they run inline on the
+event loop — each takes well under a millisecond, and handed to worker threads they spent
+most of their time waiting for the GIL behind each other (3× fewer requests a second in
+bench/api.py); on a database across the network they run in worker threads, so a slow
+round trip never holds the loop. The long or writing routes — deciding, pause, resume,
+panic, the book's replay, the metrics' counts — always run in worker threads: a panic
+waiting for the database's write lock must not stop /health and /ping from answering.
 """
 
 import asyncio

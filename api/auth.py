@@ -35,7 +35,8 @@ def require(scope: Scope) -> Callable[..., Awaitable[ApiKey]]:
                 "missing API key: send `Authorization: Bearer <key>`",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        key = service_of(request).api_keys.verify(credentials.credentials)
+        service = service_of(request)
+        key = await service.read(service.api_keys.verify, credentials.credentials)
         if key is None:
             raise ApiError(
                 401,

@@ -20,7 +20,14 @@ from execution.paper import PaperBroker
 from graph.engine import DecisionEngine
 from ingestion.candle_file import CandleFileError
 from ingestion.coins import CoinDetector
-from ingestion.feeds import CandleFeed, FeedError, ReplayFeed, Series, SimulatedFeed
+from ingestion.feeds import (
+    CandleFeed,
+    FeedError,
+    ReplayFeed,
+    Series,
+    SimulatedFeed,
+    ensure_replayable,
+)
 from ingestion.importer import import_candle_file
 from ingestion.news_poller import NewsPoller
 from ingestion.news_score import NewsScorer
@@ -180,16 +187,24 @@ def _feed(
     if replay is None:
         if symbol or timeframe:
             raise click.UsageError("--symbol and --timeframe go with --replay")
-        series = tuple(Series(s, tf) for s in settings.symbols for tf in settings.timeframes)
-        return SimulatedFeed(store, series, settings.lookback_bars, settings.seed)
+        configured = tuple(
+            Series(symbol, timeframe)
+            for symbol in settings.symbols
+            for timeframe in settings.timeframes
+        )
+        return SimulatedFeed(store, configured, settings.lookback_bars, settings.seed)
     if symbol is None or timeframe is None:
         raise click.UsageError("--replay needs --symbol and --timeframe (e.g. BTC/USDT 5m)")
+    replayed = Series(symbol, timeframe)
+    ensure_replayable(store, replayed)
     try:
         report = import_candle_file(store, replay, symbol, timeframe)
     except (CandleFileError, CandleConflictError) as error:
         raise click.ClickException(f"{replay}: {error}; nothing was imported") from None
     click.echo(f"{replay}: {report.rows_added} candles added, {report.rows_already_present} known")
-    return ReplayFeed(store, Series(symbol, timeframe), settings.lookback_bars)
+    return ReplayFeed(
+        replayed, report.first_open_time, report.last_open_time, settings.lookback_bars
+    )
 
 
 @cli.group()

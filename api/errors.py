@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -134,6 +135,16 @@ def install_error_handlers(app: FastAPI) -> None:
         message = f"{count} invalid value{'s' if count != 1 else ''}: {fields}"
         return error_json(422, "validation_error", message, details)
 
+    async def on_database_down(_request: Request, error: Exception) -> JSONResponse:
+        request_id = uuid.uuid4().hex
+        log.error("request %s: the database failed", request_id, exc_info=error)
+        return error_json(
+            503,
+            "database_unavailable",
+            f"the database did not answer; see /health (the server log has it as {request_id})",
+            headers={"Retry-After": "5"},
+        )
+
     async def on_unexpected(_request: Request, error: Exception) -> JSONResponse:
         request_id = uuid.uuid4().hex
         log.error("request %s failed", request_id, exc_info=error)
@@ -144,6 +155,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    # Cannot connect, locked, disk I/O, no such table: the database's state, not the request's.
+    app.add_exception_handler(sqlalchemy.exc.OperationalError, on_database_down)
     app.add_exception_handler(Exception, on_unexpected)
 
 

@@ -9,8 +9,10 @@ import asyncio
 import json
 import logging
 import threading
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from storage.control import changes_after, newest_change_seq
 from storage.decisions import DecisionStore
@@ -23,6 +25,10 @@ EventName = Literal["decision", "safety_event", "control"]
 # A subscriber further behind than this is dropped (its stream ends) rather than holding
 # memory for a reader that does not read.
 SUBSCRIBER_QUEUE = 1000
+REREAD_ROWS = 200
+# Rows read per table and poll: the look-back and then some.
+FETCH_ROWS = REREAD_ROWS + 300
+Row = TypeVar("Row")
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,14 @@ class EventFeed:
         self._poll_seconds = poll_seconds
         self._stopping = stopping
         self._subscribers: set[asyncio.Queue[StreamEvent | None]] = set()
-        self._cursor = (0, 0, 0)
+        # PostgreSQL numbers rows at insert, and writers side by side can commit a lower
+        # number after a higher one: each poll looks back this far again, skipping what was
+        # sent. SQLite commits one writer at a time, in number order.
+        reread = 0 if database.engine.dialect.name == "sqlite" else REREAD_ROWS
+        self._decisions_seen = _Follower(reread)
+        self._events_seen = _Follower(reread)
+        # Control changes are numbered under the exclusive control guard: in commit order.
+        self._control_seen = _Follower(0)
 
     def subscribe(self) -> "asyncio.Queue[StreamEvent | None]":
         queue: asyncio.Queue[StreamEvent | None] = asyncio.Queue(SUBSCRIBER_QUEUE)
@@ -55,10 +68,6 @@ class EventFeed:
     def unsubscribe(self, queue: "asyncio.Queue[StreamEvent | None]") -> None:
         self._subscribers.discard(queue)
 
-    @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
-
     async def run(self) -> None:
         started = False
         while not self._stopping.is_set():
@@ -67,7 +76,7 @@ class EventFeed:
                     for event in await asyncio.to_thread(self._new_events):
                         self._publish(event)
                 else:
-                    self._cursor = await asyncio.to_thread(self._newest)
+                    await asyncio.to_thread(self._start_at_newest)
                     started = True
             except Exception:  # the database may be back next time; the stream goes on
                 log.exception("reading new events failed")
@@ -94,22 +103,25 @@ class EventFeed:
             except asyncio.QueueFull:
                 queue.get_nowait()
 
-    def _newest(self) -> tuple[int, int, int]:
+    def _start_at_newest(self) -> None:
         with self._database.session_factory() as session:
-            control = newest_change_seq(session)
-        return self._decisions.newest_seq(), self._events.newest_id(), control
+            self._control_seen.start_at(newest_change_seq(session))
+        self._decisions_seen.start_at(self._decisions.newest_seq())
+        self._events_seen.start_at(self._events.newest_id())
 
     def _new_events(self) -> list[StreamEvent]:
-        decision_seq, event_id, control_seq = self._cursor
-        decisions = self._decisions.after(decision_seq)
-        safety = self._events.after(event_id)
-        with self._database.session_factory() as session:
-            changes = changes_after(session, control_seq)
-        self._cursor = (
-            decisions[-1].seq if decisions else decision_seq,
-            safety[-1].id if safety else event_id,
-            changes[-1].journal_seq or control_seq if changes else control_seq,
+        decisions = self._decisions_seen.fresh(
+            self._decisions.after(self._decisions_seen.since(), FETCH_ROWS),
+            lambda summary: summary.seq,
         )
+        safety = self._events_seen.fresh(
+            self._events.after(self._events_seen.since(), FETCH_ROWS), lambda event: event.id
+        )
+        with self._database.session_factory() as session:
+            changes = self._control_seen.fresh(
+                changes_after(session, self._control_seen.since(), FETCH_ROWS),
+                lambda change: change.journal_seq or 0,
+            )
         return [
             *(
                 StreamEvent("control", f"control-{change.journal_seq}", change.model_dump())
@@ -124,3 +136,32 @@ class EventFeed:
                 for summary in decisions
             ),
         ]
+
+
+class _Follower:
+    """Where one table's stream stands: the highest number sent, and the recent ones."""
+
+    def __init__(self, reread: int) -> None:
+        self.cursor = 0
+        self._start = 0
+        self._reread = reread
+        self._sent: deque[int] = deque(maxlen=max(reread, 1) * 4)
+        self._sent_set: set[int] = set()
+
+    def start_at(self, newest: int) -> None:
+        """Follow from here: what was stored before the stream started is not sent."""
+        self.cursor = self._start = newest
+
+    def since(self) -> int:
+        return max(self._start, self.cursor - self._reread)
+
+    def fresh(self, rows: list[Row], number: Callable[[Row], int]) -> list[Row]:
+        """The rows not sent yet; they are sent from now on."""
+        new = [row for row in rows if number(row) not in self._sent_set]
+        for row in new:
+            if len(self._sent) == self._sent.maxlen:
+                self._sent_set.discard(self._sent[0])
+            self._sent.append(number(row))
+            self._sent_set.add(number(row))
+            self.cursor = max(self.cursor, number(row))
+        return new

@@ -115,7 +115,12 @@ class Scheduler:
             log.exception("decision for %s at %s failed", key, format_timestamp(as_of))
             self._failed(key, f"{type(error).__name__}: {error}")
             return
-        self.status.series_errors.pop(key, None)
+        if key in self.status.series_errors:
+            # A new dict, never one changed in place: /health copies it from another thread.
+            errors = self.status.series_errors
+            self.status.series_errors = {
+                name: error for name, error in errors.items() if name != key
+            }
         self.status.decisions += 1
         self.status.last_run_at = now_ms()
         self.status.last_as_of = as_of
@@ -124,7 +129,7 @@ class Scheduler:
     def _failed(self, key: str, message: str) -> None:
         self.status.errors += 1
         self.status.last_error = f"{key}: {message}"
-        self.status.series_errors[key] = message
+        self.status.series_errors = {**self.status.series_errors, key: message}
         self.status.last_run_at = now_ms()
 
 

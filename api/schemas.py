@@ -6,7 +6,7 @@ panic report) are served as those very models.
 
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from core.decision import Abstained, DebateTurn, DebateVerdict
 from core.settings import validate_symbol
@@ -16,7 +16,11 @@ from storage.control import ControlState
 
 Item = TypeVar("Item")
 
-Reason = Annotated[str, Field(min_length=1, max_length=500, description="Why: recorded")]
+Reason = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+    Field(description="Why: recorded (blank is refused)"),
+]
 
 
 class _Body(BaseModel):

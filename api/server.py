@@ -2,6 +2,7 @@
 
 import ipaddress
 import logging
+import math
 import threading
 from collections.abc import Callable
 from types import FrameType
@@ -69,7 +70,7 @@ def serve(service: Service, host: str, port: int) -> None:
         host=host,
         port=port,
         lifespan="on",
-        timeout_graceful_shutdown=int(service.settings.service.shutdown_grace_seconds),
+        timeout_graceful_shutdown=math.ceil(service.settings.service.shutdown_grace_seconds),
         log_level="info",
         access_log=service.settings.api.access_log,
     )

@@ -1,7 +1,10 @@
 """What the routes share: built once per app from the settings, handed to every request."""
 
+import asyncio
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from fastapi import Request
 
@@ -22,6 +25,8 @@ from storage.decisions import DecisionStore
 from storage.engine import Database
 from storage.safety_events import SafetyEventStore
 
+Result = TypeVar("Result")
+
 
 @dataclass
 class Service:
@@ -41,6 +46,17 @@ class Service:
     scheduler: Scheduler | None
     # Set when the server is told to stop (SIGTERM): streams end, the scheduler winds down.
     stopping: threading.Event
+
+    async def read(self, function: Callable[..., Result], *args: Any) -> Result:
+        """Run a short database read for a route on the event loop.
+
+        Inline on SQLite: a local read of well under a millisecond, for which a worker thread
+        cost more in waiting for the GIL than the read itself (see api/app.py). In a worker
+        thread on a database across the network, whose round trip must not hold the loop.
+        """
+        if self.database.engine.dialect.name == "sqlite":
+            return function(*args)
+        return await asyncio.to_thread(function, *args)
 
     def health_report(self) -> HealthReport:
         return self.health.report(self.scheduler_status())

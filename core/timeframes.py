@@ -28,6 +28,10 @@ def timeframe_ms(timeframe: str) -> int:
         raise ValueError(f"unknown timeframe {timeframe!r}; use one of: {allowed}") from None
 
 
+# The last millisecond of 9999-12-31: beyond it a timestamp cannot be formatted.
+_MAX_EPOCH_MS = 253_402_300_799_999
+
+
 def parse_timestamp(text: str | int | float) -> int:
     """ISO-8601 (a naive time is UTC) or epoch milliseconds → epoch ms.
 
@@ -52,7 +56,7 @@ def parse_timestamp(text: str | int | float) -> int:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return round(moment.timestamp() * 1000)
+    return _in_range(round(moment.timestamp() * 1000), text)
 
 
 def _epoch_ms(value: float, original: str) -> int:
@@ -60,7 +64,17 @@ def _epoch_ms(value: float, original: str) -> int:
         raise ValueError(f"epoch timestamp {original!r} must be whole milliseconds")
     if abs(value) < _MIN_EPOCH_MS:
         raise ValueError(f"epoch timestamp {original!r} looks like seconds; give milliseconds")
-    return int(value)
+    return _in_range(int(value), original)
+
+
+def _in_range(epoch_ms: int, original: str | int | float) -> int:
+    """Instants a record can hold and print: 1970 to the end of year 9999."""
+    if not 0 <= epoch_ms <= _MAX_EPOCH_MS:
+        raise ValueError(
+            f"timestamp {original!r} is outside 1970-01-01 … 9999-12-31 "
+            f"(epoch ms 0 … {_MAX_EPOCH_MS})"
+        )
+    return epoch_ms
 
 
 def format_timestamp(epoch_ms: int) -> str:

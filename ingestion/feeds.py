@@ -78,19 +78,29 @@ class SimulatedFeed:
             raise FeedError(str(error)) from None
 
 
+def ensure_replayable(store: CandleStore, series: Series) -> None:
+    """Refuse a series that holds simulated candles, before anything is imported into it:
+    replaying real history through fiction would decide on both."""
+    if "sim" in store.sources(series.symbol, series.timeframe):
+        raise FeedError(
+            f"{series.symbol} {series.timeframe} holds simulated candles: replay into another "
+            "SIGMAX_HOME (or another symbol)"
+        )
+
+
 class ReplayFeed:
-    """Candles imported beforehand, replayed from the first instant with a full lookback."""
+    """Imported candles, replayed over the file's own span (first and last open time) from
+    the first instant with a full lookback (see ``ensure_replayable``)."""
 
     mode: Mode = "replay"
 
-    def __init__(self, store: CandleStore, series: Series, lookback_bars: int) -> None:
-        coverage = store.coverage(series.symbol, series.timeframe)
-        if coverage is None:
-            raise FeedError(f"no {series.timeframe} candles stored for {series.symbol}")
+    def __init__(
+        self, series: Series, first_open_time: int, last_open_time: int, lookback_bars: int
+    ) -> None:
         step = timeframe_ms(series.timeframe)
         self.series: tuple[Series, ...] = (series,)
-        self._first_close = coverage.first_open_time + step
-        self._last_close = coverage.last_open_time + step
+        self._first_close = first_open_time + step
+        self._last_close = last_open_time + step
         self._lookback_ms = lookback_bars * step
 
     def start_ms(self, wall_now_ms: int) -> int:  # noqa: ARG002 - a replay has its own time

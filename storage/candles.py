@@ -185,6 +185,20 @@ class CandleStore:
                 )
             )
 
+    def sources(self, symbol: str, timeframe: str) -> set[str]:
+        """Where the stored candles of a series came from ("sim", "import", …)."""
+        instrument = self.instrument_id(symbol)
+        if instrument is None:
+            return set()
+        with self.session_factory() as session:
+            return set(
+                session.scalars(
+                    sa.select(CandleRow.source)
+                    .where(CandleRow.instrument_id == instrument, CandleRow.timeframe == timeframe)
+                    .distinct()
+                )
+            )
+
     def coverage(self, symbol: str, timeframe: str) -> CandleCoverage | None:
         """First and last candle, how many, how many missing between; None when there is none."""
         step = timeframe_ms(timeframe)

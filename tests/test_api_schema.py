@@ -3,6 +3,7 @@ number per operation) and every response must be no server error and conform to 
 — status code, content type and body. The examples in the docs must be valid records."""
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from core.timeframes import now_ms
 from ingestion.feeds import Series, SimulatedFeed
 from ingestion.sim_feed import extend_simulation
 from safety.control import PanicReport
-from storage.api_keys import ApiKeyStore
+from storage.api_keys import VERIFIED_FOR_SECONDS, ApiKeyStore
 from storage.candles import CandleStore
 from storage.control import ControlState
 from storage.decisions import DecisionSummary
@@ -146,21 +147,36 @@ def test_an_unexpected_failure_answers_500_in_the_error_shape_without_a_trace(
 ) -> None:
     app, token = _app_and_token(tmp_path)
     service = app.state.service
+    decision_id = service.decisions.list(limit=1)[0].id
     with service.database.engine.begin() as connection:
-        connection.exec_driver_sql("DROP TABLE debate_turns")
-        connection.exec_driver_sql("ALTER TABLE decisions RENAME TO decisions_lost")
+        connection.exec_driver_sql("UPDATE decision_records SET record = '{\"broken\": '")
     with TestClient(app, raise_server_exceptions=False) as client:
-        headers = {"Authorization": f"Bearer {token}"}
-        failed = client.get("/api/v1/decisions", headers=headers)
-        assert failed.status_code == 500
-        body = failed.json()
-        assert body["error"]["code"] == "internal_error"
-        assert "the server log has it as" in body["error"]["message"]
-        assert "Traceback" not in failed.text
-        assert "decisions" not in body["error"]["message"]
+        failed = client.get(
+            f"/api/v1/decisions/{decision_id}", headers={"Authorization": f"Bearer {token}"}
+        )
+    assert failed.status_code == 500
+    body = failed.json()
+    assert body["error"]["code"] == "internal_error"
+    assert "the server log has it as" in body["error"]["message"]
+    assert "Traceback" not in failed.text
+    assert "broken" not in failed.text
+
+
+def test_a_database_that_stops_answering_gives_503_not_500(tmp_path: Path) -> None:
+    app, token = _app_and_token(tmp_path)
+    service = app.state.service
+    headers = {"Authorization": f"Bearer {token}"}
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/api/v1/health", headers=headers).status_code == 200
         service.database.engine.dispose()
-        (tmp_path / "sigmax.db").unlink()
-        (tmp_path / "sigmax.db").mkdir()  # the database file is gone and cannot come back
-        health = client.get("/api/v1/health", headers=headers)
+        for suffix in ("", "-wal", "-shm"):
+            (tmp_path / f"sigmax.db{suffix}").unlink(missing_ok=True)
+        (tmp_path / "sigmax.db").mkdir()  # the file is gone and cannot come back
+        health = client.get("/api/v1/health", headers=headers)  # the key is still trusted
         assert health.status_code == 503
         assert health.json()["status"] == "failing"
+        time.sleep(VERIFIED_FOR_SECONDS + 0.2)  # now the key check itself needs the database
+        for path in ("/api/v1/health", "/api/v1/decisions"):
+            answer = client.get(path, headers=headers)
+            assert answer.status_code == 503, path
+            assert answer.json()["error"]["code"] == "database_unavailable"

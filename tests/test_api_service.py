@@ -7,6 +7,7 @@ server starts, so the decisions asked for at instants up to then are reproducibl
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -250,35 +251,82 @@ def test_health_and_metrics_report_each_component(
     assert 'sigmax_node_latency_seconds_count{node="gate"}' in metrics.text
 
 
-def test_panic_then_a_decision_is_blocked_and_no_order_goes_out(
-    trade: httpx.Client, admin: httpx.Client
-) -> None:
-    """Last in the module: the server stays HALTED after it."""
-    placed = None
-    for k in range(200, 0, -1):
+def test_a_decision_in_the_past_is_stored_but_places_no_order(trade: httpx.Client) -> None:
+    """Its order would fill at opens already known: trading in hindsight."""
+    for k in range(150, 0, -1):
         record = decide(trade, "BTC/USDT", FIXED - k * STEP)
-        if record["execution"]["status"] == "executed":
-            placed = record
+        if record["safety"]["verdict"] != "blocked" and record["safety"]["action"] == "buy":
             break
-    assert placed is not None, "no decision in 200 candles placed an order"
-    open_orders = trade.get("/orders", params={"status": "open"}).json()["items"]
-    assert [order["decision_id"] for order in open_orders] == [placed["id"]]
+    else:
+        pytest.fail("no approved buy in 150 past candles")
+    assert record["execution"] == {
+        "status": "not_executed",
+        "reason": "decide-only run: no order sent",
+        "orders": [],
+    }
+    assert trade.get("/orders").json()["items"] == []
 
-    panic = admin.post("/control/panic", json={"reason": "test incident"})
-    assert panic.status_code == 200, panic.text
-    report = panic.json()
-    assert report["steps"][0] == {**report["steps"][0], "name": "halt", "ok": True}
-    assert report["cancelled_order_ids"] == [open_orders[0]["id"]]
-    assert trade.get("/control/state").json()["global"]["state"] == "HALTED"
 
-    all_orders = trade.get("/orders", params={"limit": 500}).json()["items"]
-    after = decide(trade, "BTC/USDT", parse_timestamp(placed["as_of"]))
-    assert after["safety"]["verdict"] == "blocked"
-    assert after["safety"]["control_state"] == "HALTED"
-    assert after["execution"]["status"] == "not_executed"
-    assert trade.get("/orders", params={"limit": 500}).json()["items"] == all_orders
-    assert trade.get("/orders", params={"status": "open"}).json()["items"] == []
+def test_a_configured_symbol_is_decided_now_on_request(trade: httpx.Client) -> None:
+    """--no-scheduler: the simulated market is brought up to now for the request."""
+    record = decide_now(trade, "ETH/USDT")
+    freshness = next(c for c in record["safety"]["checks"] if c["name"] == "data_freshness")
+    assert freshness["passed"] is True, freshness
 
-    again = admin.post("/control/panic", json={"reason": "again"})
-    assert again.status_code == 200
-    assert again.json()["already_halted"] is True
+
+def decide_now(client: httpx.Client, symbol: str) -> dict[str, Any]:
+    response = client.post("/decisions", json={"symbol": symbol})
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@pytest.fixture(scope="module")
+def trading_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str]]:
+    """The simulated market at 600x (a 5m candle each half second), the scheduler on, the
+    aggressive profile: orders come quickly."""
+    home = tmp_path_factory.mktemp("trading")
+    admin = create_key(home, "admin")
+    env = {
+        "SIGMAX_SERVICE__SIM_SPEED": "600",
+        "SIGMAX_RISK_PROFILE": "aggressive",
+        "SIGMAX_API__MUTATION_BURST": "1000",
+    }
+    with running_server(home, **env) as running:
+        yield running, admin
+        running.stop_cleanly()
+
+
+def test_panic_then_nothing_goes_out_from_the_scheduler_or_a_request(
+    trading_server: tuple[Server, str],
+) -> None:
+    server, admin_token = trading_server
+    deadline = time.monotonic() + 90
+    with server.client(admin_token) as admin:
+        while not admin.get("/orders", params={"limit": 500}).json()["items"]:
+            assert time.monotonic() < deadline, "no order in 90 s of simulated trading"
+            decide_now(admin, "BTC/USDT")
+            time.sleep(0.2)
+        panic = admin.post("/control/panic", json={"reason": "test incident"})
+        assert panic.status_code == 200, panic.text
+        report = panic.json()
+        assert report["steps"][0]["name"] == "halt"
+        assert report["steps"][0]["ok"] is True
+        assert admin.get("/control/state").json()["global"]["state"] == "HALTED"
+        assert admin.get("/orders", params={"status": "open"}).json()["items"] == []
+        orders_after_panic = admin.get("/orders", params={"limit": 500}).json()["items"]
+
+        blocked = decide_now(admin, "BTC/USDT")
+        assert blocked["safety"]["verdict"] == "blocked"
+        assert blocked["safety"]["control_state"] == "HALTED"
+        assert blocked["execution"]["status"] == "not_executed"
+        scheduled_before = admin.get("/health").json()["components"]["scheduler"]["decisions"]
+        time.sleep(2.0)  # four candle closes: the scheduler decides on, under HALTED
+        health = admin.get("/health").json()["components"]["scheduler"]
+        assert health["decisions"] >= scheduled_before + 4
+        assert admin.get("/orders", params={"limit": 500}).json()["items"] == orders_after_panic
+        listed = admin.get("/decisions", params={"limit": 4}).json()["items"]
+        assert {item["verdict"] for item in listed} == {"blocked"}
+
+        again = admin.post("/control/panic", json={"reason": "again"})
+        assert again.json()["already_halted"] is True

@@ -49,8 +49,8 @@ async def safety_events(
     cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[SafetyEvent]:
-    items = service.safety_events.list(
-        limit, cursor_value(cursor), kind=kind, symbol=query_symbol(symbol)
+    items = await service.read(
+        service.safety_events.list, limit, cursor_value(cursor), kind, query_symbol(symbol)
     )
     return Page(items=items, next_cursor=next_cursor([item.id for item in items], limit))
 
@@ -119,16 +119,19 @@ async def list_orders(
     cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[Order]:
-    with service.database.session_factory() as session:
-        rows = orders.list_orders(
-            session,
-            service.engine.broker.name,
-            status=status,
-            symbol=query_symbol(symbol),
-            before_seq=cursor_value(cursor),
-            limit=limit,
-        )
-        items = [_order(row) for row in rows]
+    def read() -> list[Order]:
+        with service.database.session_factory() as session:
+            rows = orders.list_orders(
+                session,
+                service.engine.broker.name,
+                status=status,
+                symbol=query_symbol(symbol),
+                before_seq=cursor_value(cursor),
+                limit=limit,
+            )
+            return [_order(row) for row in rows]
+
+    items = await service.read(read)
     return Page(items=items, next_cursor=next_cursor([item.journal_seq for item in items], limit))
 
 

@@ -21,15 +21,17 @@ _DESCRIPTIONS = {
     409: "Refused as things stand (see the message)",
     422: "A parameter or field is invalid; `details` names each",
     429: "Too many changes from this key; see Retry-After",
-    503: "A component the route needs is failing",
+    503: "The database does not answer (code `database_unavailable`), or for the panic: HALTED "
+    "could not be persisted (`halt_failed`)",
 }
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error statuses a route may answer, all in the error shape."""
+    """OpenAPI entries for the error statuses a route may answer, all in the error shape;
+    every route that reads the database may answer 503."""
     return {
         status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status]}
-        for status in statuses
+        for status in sorted({*statuses, 503})
     }
 
 

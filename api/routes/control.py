@@ -47,8 +47,11 @@ def _refusal_is_a_conflict() -> Iterator[None]:
     dependencies=[Depends(require("read"))],
 )
 async def control_state(service: ServiceDep) -> ControlOverview:
-    with service.database.session_factory() as session:
-        scopes = scopes_in(session)
+    def read() -> list[ControlState]:
+        with service.database.session_factory() as session:
+            return scopes_in(session)
+
+    scopes = await service.read(read)
     return ControlOverview(
         global_state=next((scope for scope in scopes if scope.symbol is None), NEVER_CHANGED),
         symbols=[scope for scope in scopes if scope.symbol is not None],
@@ -102,7 +105,7 @@ def resume(
         **errors(400, 401, 403, 422, 503),
     },
 )
-async def panic(  # on the event loop on purpose: see api/app.py
+def panic(
     body: PanicBody, service: ServiceDep, key: Annotated[ApiKey, Depends(require("admin"))]
 ) -> PanicReport:
     report = service.engine.control.panic(

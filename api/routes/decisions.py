@@ -24,7 +24,8 @@ from api.routes.common import (
 )
 from api.schemas import DebateView, DecisionRequestBody, Page
 from core.decision import Action, Decision, Verdict
-from core.timeframes import format_timestamp
+from core.timeframes import floor_to, format_timestamp, timeframe_ms
+from ingestion.feeds import FeedError, Series
 from storage.decisions import DecisionFilters, DecisionSummary
 
 router = APIRouter(tags=["decisions"])
@@ -37,7 +38,9 @@ router = APIRouter(tags=["decisions"])
     summary="Decide now (or at a past instant)",
     description="Runs the whole decision path for one symbol at `as_of` (default: now on the "
     "service's market clock): agents, debate, signals, the risk gate, and — if the gate "
-    "approves — a paper order that fills at the next candle's open. Needs a `trade` key.",
+    "approves and `as_of` is within the current candle — a paper order that fills at the "
+    "next candle's open. A decision at an earlier instant is stored decide-only: its order "
+    "would fill at prices already known. Needs a `trade` key.",
     responses={
         201: {"content": {"application/json": {"example": DECISION_EXAMPLE}}},
         **errors(400, 401, 403, 422, 429),
@@ -56,13 +59,29 @@ def create_decision(body: DecisionRequestBody, service: ServiceDep) -> Decision:
             f"{format_timestamp(as_of)} is after now on the market clock "
             f"({format_timestamp(market_now)}): a decision reads only what has happened",
         )
+    series = Series(body.symbol, timeframe)
+    fed = series in service.feed.series
+    if fed:
+        try:
+            service.feed.prepare(series, as_of)
+        except FeedError as error:
+            raise field_error("body.symbol", f"the feed cannot serve it: {error}") from None
     if service.candles.coverage(body.symbol, timeframe) is None:
         raise field_error(
             "body.symbol",
             f"no {timeframe} candles stored for {body.symbol}: configure it in SIGMAX_SYMBOLS "
             f"or import some with `sigmax data import`",
         )
-    decision = service.engine.decide(body.symbol, timeframe, as_of)
+    # Orders only in the present: a decision at an earlier instant would fill at opens
+    # already known — trading in hindsight. It is decided and stored, decide-only.
+    current = as_of >= floor_to(market_now, timeframe_ms(timeframe))
+    decision = service.engine.decide(
+        body.symbol,
+        timeframe,
+        as_of,
+        mode=service.feed.mode if fed else None,
+        place_orders=current,
+    )
     service.decided(decision)
     return decision
 
@@ -96,7 +115,7 @@ async def list_decisions(
         since=instant("since", since),
         until=instant("until", until),
     )
-    items = service.decisions.list(filters, limit, cursor_value(cursor))
+    items = await service.read(service.decisions.list, filters, limit, cursor_value(cursor))
     return Page(items=items, next_cursor=next_cursor([item.seq for item in items], limit))
 
 
@@ -115,7 +134,7 @@ async def list_decisions(
 async def get_decision(
     service: ServiceDep, decision_id: Annotated[str, Path(max_length=64)]
 ) -> Decision:
-    decision = service.decisions.get(decision_id)
+    decision = await service.read(service.decisions.get, decision_id)
     if decision is None:
         raise not_found(f"no decision with id {decision_id!r}")
     return decision
@@ -136,7 +155,7 @@ async def get_decision(
 async def get_debate(
     service: ServiceDep, decision_id: Annotated[str, Path(max_length=64)]
 ) -> DebateView:
-    decision = service.decisions.get(decision_id)
+    decision = await service.read(service.decisions.get, decision_id)
     if decision is None:
         raise not_found(f"no decision with id {decision_id!r}")
     return _debate(decision)
@@ -160,7 +179,7 @@ async def list_debates(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Page[DebateView]:
     filters = DecisionFilters(symbol=query_symbol(symbol))
-    records = service.decisions.records(filters, limit, cursor_value(cursor))
+    records = await service.read(service.decisions.records, filters, limit, cursor_value(cursor))
     return Page(
         items=[_debate(decision) for _, decision in records],
         next_cursor=next_cursor([seq for seq, _ in records], limit),

@@ -5,6 +5,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.auth import require
+from api.errors import ErrorResponse
 from api.health import HealthReport
 from api.routes.common import ServiceDep, errors
 from api.schemas import Pong, VersionInfo
@@ -44,13 +45,17 @@ async def version() -> VersionInfo:
     "scheduler's last run, the control state. 200 when ok or degraded (`problems` says "
     "what), 503 when failing.",
     responses={
-        503: {"model": HealthReport, "description": "The database does not answer"},
         **errors(401, 403),
+        503: {
+            "model": HealthReport | ErrorResponse,
+            "description": "The database does not answer: the report says so, or, when the "
+            "key could not be checked, the error shape",
+        },
     },
     dependencies=[Depends(require("read"))],
 )
 async def health(service: ServiceDep) -> JSONResponse:
-    report = service.health_report()
+    report = await service.read(service.health_report)
     status = 503 if report.status == "failing" else 200
     return JSONResponse(report.model_dump(mode="json"), status_code=status)
 
