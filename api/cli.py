@@ -38,6 +38,7 @@ from storage.candles import CandleConflictError, CandleStore
 from storage.decisions import DecisionFilters, DecisionStore
 from storage.engine import Database, open_database
 from storage.news import NewsStore
+from storage.source_polls import SourcePollStore
 
 DEMO_BARS = 400
 
@@ -272,6 +273,7 @@ def poll_news(context: Context) -> None:
     ) as client:
         poller = NewsPoller(
             NewsStore(context.database),
+            SourcePollStore(context.database),
             client,
             NewsScorer(),
             CoinDetector(assets),

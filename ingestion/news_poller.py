@@ -16,7 +16,8 @@ import httpx
 from ingestion.coins import CoinDetector
 from ingestion.news_feed import NotAFeedError, parse_feed
 from ingestion.news_score import NewsScorer
-from storage.news import FeedState, NewNewsItem, NewsStore
+from storage.news import NewNewsItem, NewsStore
+from storage.source_polls import SourcePoll, SourcePollStore
 
 PollOutcome = Literal["new", "not_modified", "failed"]
 
@@ -35,12 +36,14 @@ class NewsPoller:
     def __init__(
         self,
         store: NewsStore,
+        polls: SourcePollStore,
         client: httpx.Client,
         scorer: NewsScorer,
         coins: CoinDetector,
         feeds: Sequence[str],
     ) -> None:
         self._store = store
+        self._polls = polls
         self._client = client
         self._scorer = scorer
         self._coins = coins
@@ -50,7 +53,7 @@ class NewsPoller:
         return [self.poll_feed(url, now_ms) for url in self._feeds]
 
     def poll_feed(self, url: str, now_ms: int) -> PollResult:
-        previous = self._store.feed_state(url)
+        previous = self._polls.get(url)
         try:
             response = self._client.get(url, headers=_validators(previous))
         except httpx.HTTPError as error:
@@ -87,10 +90,12 @@ class NewsPoller:
         self._record(url, previous, response, now_ms, "new", detail)
         return PollResult(url, "new", len(items), len(added), parsed.problems, detail)
 
-    def _failed(self, url: str, previous: FeedState | None, now_ms: int, reason: str) -> PollResult:
-        self._store.record_poll(
-            FeedState(
-                url=url,
+    def _failed(
+        self, url: str, previous: SourcePoll | None, now_ms: int, reason: str
+    ) -> PollResult:
+        self._polls.record(
+            SourcePoll(
+                key=url,
                 etag=previous.etag if previous else None,
                 last_modified=previous.last_modified if previous else None,
                 polled_at=now_ms,
@@ -103,15 +108,15 @@ class NewsPoller:
     def _record(
         self,
         url: str,
-        previous: FeedState | None,
+        previous: SourcePoll | None,
         response: httpx.Response,
         now_ms: int,
         outcome: PollOutcome,
         detail: str,
     ) -> None:
-        self._store.record_poll(
-            FeedState(
-                url=url,
+        self._polls.record(
+            SourcePoll(
+                key=url,
                 etag=response.headers.get("etag") or (previous.etag if previous else None),
                 last_modified=response.headers.get("last-modified")
                 or (previous.last_modified if previous else None),
@@ -122,7 +127,7 @@ class NewsPoller:
         )
 
 
-def _validators(previous: FeedState | None) -> dict[str, str]:
+def _validators(previous: SourcePoll | None) -> dict[str, str]:
     headers: dict[str, str] = {}
     if previous is not None and previous.etag:
         headers["If-None-Match"] = previous.etag

@@ -105,17 +105,17 @@ class NewsItemRow(Base):
     symbols: Mapped[JsonText]
 
 
-class NewsFeedRow(Base):
-    """What the last poll of one RSS/Atom feed got: its validators for the next conditional
-    request, and how it went."""
+class SourcePollRow(Base):
+    """What the last poll of one outside source got (a news feed by its URL, a research
+    source by its name): HTTP validators for the next conditional request, and how it went."""
 
-    __tablename__ = "news_feeds"
+    __tablename__ = "source_polls"
 
-    url: Mapped[str] = mapped_column(sa.String(500), primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(500), primary_key=True)
     etag: Mapped[str | None] = mapped_column(sa.Text)
     last_modified: Mapped[str | None] = mapped_column(sa.Text)
     polled_at: Mapped[EpochMs]
-    # "new" (items read), "not_modified" (304) or "failed".
+    # "new" (read), "not_modified" (304), "cached" (inside the rate limit) or "failed".
     outcome: Mapped[str] = mapped_column(sa.String(16))
     detail: Mapped[str] = mapped_column(sa.Text)
 

@@ -1,4 +1,4 @@
-"""News items as ingestion stores them (deduplicated), and the state of each polled feed."""
+"""News items as ingestion stores them, deduplicated."""
 
 import json
 from collections.abc import Sequence
@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from storage.engine import Database
-from storage.models import NewsFeedRow, NewsItemRow
+from storage.models import NewsItemRow
 
 
 @dataclass(frozen=True)
@@ -24,16 +24,6 @@ class NewNewsItem:
     sentiment: float | None
     # Assets mentioned, in capitals ("BTC"); the market view matches a symbol by its base.
     symbols: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class FeedState:
-    url: str
-    etag: str | None
-    last_modified: str | None
-    polled_at: int
-    outcome: str
-    detail: str
 
 
 class NewsStore:
@@ -60,29 +50,6 @@ class NewsStore:
             if added:
                 session.execute(sa.insert(NewsItemRow), [_values(item) for item in added])
         return added
-
-    def feed_state(self, url: str) -> FeedState | None:
-        with self._database.session_factory() as session:
-            row = session.get(NewsFeedRow, url)
-            return None if row is None else _state(row)
-
-    def feed_states(self) -> list[FeedState]:
-        with self._database.session_factory() as session:
-            rows = session.scalars(sa.select(NewsFeedRow).order_by(NewsFeedRow.url)).all()
-            return [_state(row) for row in rows]
-
-    def record_poll(self, state: FeedState) -> None:
-        with self._database.session_factory.begin() as session:
-            session.merge(
-                NewsFeedRow(
-                    url=state.url,
-                    etag=state.etag,
-                    last_modified=state.last_modified,
-                    polled_at=state.polled_at,
-                    outcome=state.outcome,
-                    detail=state.detail,
-                )
-            )
 
 
 def _already_stored(
@@ -122,14 +89,3 @@ def _values(item: NewNewsItem) -> dict[str, object]:
         "sentiment": item.sentiment,
         "symbols": json.dumps(list(item.symbols)),
     }
-
-
-def _state(row: NewsFeedRow) -> FeedState:
-    return FeedState(
-        url=row.url,
-        etag=row.etag,
-        last_modified=row.last_modified,
-        polled_at=row.polled_at,
-        outcome=row.outcome,
-        detail=row.detail,
-    )

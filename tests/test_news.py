@@ -26,6 +26,7 @@ from storage.candles import CandleStore
 from storage.engine import Database
 from storage.models import NewsItemRow
 from storage.news import NewsStore
+from storage.source_polls import SourcePollStore
 
 FETCHED = parse_timestamp("2026-11-24T12:00:00Z")
 RSS = """<?xml version="1.0" encoding="UTF-8"?>
@@ -62,7 +63,14 @@ def site() -> Iterator[FeedSite]:
 
 
 def poller(database: Database, client: httpx.Client, *feeds: str) -> NewsPoller:
-    return NewsPoller(NewsStore(database), client, NewsScorer(), CoinDetector({"BTC"}), feeds)
+    return NewsPoller(
+        NewsStore(database),
+        SourcePollStore(database),
+        client,
+        NewsScorer(),
+        CoinDetector({"BTC"}),
+        feeds,
+    )
 
 
 def stored(database: Database) -> dict[str, NewsItemRow]:
@@ -151,7 +159,7 @@ def test_polls_ask_conditionally_and_store_only_what_is_new(
     items = stored(database)
     assert "n-7" in items
     assert {"n-1-again", "n-6"}.isdisjoint(items)
-    state = NewsStore(database).feed_state(url)
+    state = SourcePollStore(database).get(url)
     assert state is not None
     assert (state.etag, state.outcome) == ('"v2"', "new")
 
@@ -174,7 +182,7 @@ def test_a_failing_feed_is_recorded_with_its_reason_and_the_others_still_polled(
     assert all(outcomes[name].outcome == "failed" for name in ("broken", "slow", "html", "missing"))
     assert (outcomes["ok"].outcome, outcomes["ok"].added) == ("new", 2)
     assert len(stored(database)) == 2, "nothing made up for the failed feeds"
-    states = {state.url.rsplit("/", 1)[1]: state for state in NewsStore(database).feed_states()}
+    states = {state.key.rsplit("/", 1)[1]: state for state in SourcePollStore(database).all()}
     assert states["broken"].outcome == "failed"
     assert states["ok"].etag == '"a"'
 
