@@ -31,6 +31,8 @@ from ingestion.feeds import (
 from ingestion.importer import import_candle_file
 from ingestion.news_poller import NewsPoller
 from ingestion.news_score import NewsScorer
+from ingestion.research_poller import ResearchPoller
+from ingestion.research_sources import configured_sources
 from ingestion.sim_feed import RealDataPresentError, extend_simulation
 from safety.control import ControlError, ControlService
 from storage.api_keys import SCOPES, ApiKeyError, ApiKeyStore
@@ -38,6 +40,7 @@ from storage.candles import CandleConflictError, CandleStore
 from storage.decisions import DecisionFilters, DecisionStore
 from storage.engine import Database, open_database
 from storage.news import NewsStore
+from storage.research import ResearchStore
 from storage.source_polls import SourcePollStore
 
 DEMO_BARS = 400
@@ -284,6 +287,35 @@ def poll_news(context: Context) -> None:
         click.echo(f"{result.url}: {result.outcome} — {result.detail}")
     if all(result.outcome == "failed" for result in results):
         raise click.ClickException("no feed could be read (see above); nothing was stored")
+
+
+@cli.group()
+def research() -> None:
+    """Research sources: Fear & Greed, CoinGecko, Reddit, CryptoPanic (with a token)."""
+
+
+@research.command("poll")
+@pass_context
+def poll_research(context: Context) -> None:
+    """Ask each research source once (within its rate limit) and store what it answers."""
+    settings = context.settings
+    assets = sorted({symbol.partition("/")[0] for symbol in settings.symbols})
+    with httpx.Client(
+        timeout=settings.research.timeout_seconds,
+        follow_redirects=True,
+        headers={"User-Agent": f"sigmax/{ENGINE_VERSION} (+research poller)"},
+    ) as client:
+        poller = ResearchPoller(
+            ResearchStore(context.database),
+            SourcePollStore(context.database),
+            client,
+            configured_sources(settings.research, assets, NewsScorer()),
+        )
+        results = poller.poll(now_ms())
+    for result in results:
+        click.echo(f"{result.source}: {result.outcome} — {result.detail}")
+    if all(result.outcome == "failed" for result in results):
+        raise click.ClickException("no research source answered (see above)")
 
 
 @cli.group()

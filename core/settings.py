@@ -203,6 +203,20 @@ class NewsSettings(BaseModel):
         return value
 
 
+class ResearchSettings(BaseModel):
+    """Public research APIs; each URL can point elsewhere (a mirror, a proxy, a test)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    fear_greed_url: str = "https://api.alternative.me/fng/?limit=1"
+    coingecko_url: str = "https://api.coingecko.com/api/v3"
+    reddit_url: str = "https://www.reddit.com"
+    cryptopanic_url: str = "https://cryptopanic.com/api/v1/posts/"
+    # CryptoPanic is asked only with a token (its API requires one).
+    cryptopanic_token: str | None = None
+    timeout_seconds: float = Field(default=10.0, gt=0.0, le=120.0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SIGMAX_", env_nested_delimiter="__", frozen=True, extra="forbid"
@@ -223,6 +237,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     service: ServiceSettings = ServiceSettings()
     news: NewsSettings = NewsSettings()
+    research: ResearchSettings = ResearchSettings()
 
     @field_validator("symbols", "timeframes", mode="before")
     @classmethod

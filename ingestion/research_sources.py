@@ -13,12 +13,10 @@ from typing import Any, Protocol
 
 import httpx
 
+from core.settings import ResearchSettings
 from ingestion.news_score import NewsScorer
+from storage.research import NewObservation
 
-FEAR_GREED_URL = "https://api.alternative.me/fng/?limit=1"
-COINGECKO_URL = "https://api.coingecko.com/api/v3"
-CRYPTOPANIC_URL = "https://cryptopanic.com/api/v1/posts/"
-REDDIT_URL = "https://www.reddit.com"
 # CoinGecko names coins by id, not ticker.
 COINGECKO_IDS: dict[str, str] = {
     "BTC": "bitcoin",
@@ -43,12 +41,10 @@ SUBREDDITS: dict[str, str | None] = {
 
 
 @dataclass(frozen=True)
-class Observation:
-    source: str
-    metric: str
-    symbol: str | None
-    value: float
-    payload: Mapping[str, Any]
+class Fetched:
+    observations: list[NewObservation]
+    # Parts of the source that failed while others answered (one subreddit of four).
+    problems: tuple[str, ...] = ()
 
 
 class SourceError(Exception):
@@ -61,7 +57,7 @@ class ResearchSource(Protocol):
     # is reused.
     min_interval_seconds: float
 
-    def fetch(self, client: httpx.Client) -> list[Observation]: ...
+    def fetch(self, client: httpx.Client) -> Fetched: ...
 
 
 def get_json(client: httpx.Client, url: str, **params: str | int) -> Any:
@@ -98,10 +94,10 @@ class FearGreedSource:
     name = "alternative.me"
     min_interval_seconds = 300.0
 
-    def __init__(self, url: str = FEAR_GREED_URL) -> None:
+    def __init__(self, url: str) -> None:
         self._url = url
 
-    def fetch(self, client: httpx.Client) -> list[Observation]:
+    def fetch(self, client: httpx.Client) -> Fetched:
         body = get_json(client, self._url)
         try:
             latest = body["data"][0]
@@ -110,7 +106,7 @@ class FearGreedSource:
         value = number(latest.get("value"), "data[0].value")
         if not 0 <= value <= 100:
             raise SourceError(f"index {value} outside 0..100")
-        return [Observation(self.name, "fear_greed_index", None, value, latest)]
+        return Fetched([NewObservation(self.name, "fear_greed_index", None, value, latest)])
 
 
 class CoinGeckoSource:
@@ -129,14 +125,14 @@ class CoinGeckoSource:
         ("dev_stars", ("developer_data", "stars")),
     )
 
-    def __init__(self, assets: Sequence[str], base_url: str = COINGECKO_URL) -> None:
+    def __init__(self, assets: Sequence[str], base_url: str) -> None:
         self._assets = [asset for asset in assets if asset in COINGECKO_IDS]
         self._base_url = base_url.rstrip("/")
 
-    def fetch(self, client: httpx.Client) -> list[Observation]:
+    def fetch(self, client: httpx.Client) -> Fetched:
         if not self._assets:
             raise SourceError("no configured asset has a known CoinGecko id")
-        observations: list[Observation] = []
+        observations: list[NewObservation] = []
         for asset in self._assets:
             body = get_json(
                 client,
@@ -153,11 +149,11 @@ class CoinGeckoSource:
                 # A metric CoinGecko leaves out (null) is not observed; the rest still are.
                 if value is not None:
                     observations.append(
-                        Observation(self.name, metric, asset, number(value, ".".join(path)), {})
+                        NewObservation(self.name, metric, asset, number(value, ".".join(path)), {})
                     )
         if not observations:
             raise SourceError("no metric in the answers")
-        return observations
+        return Fetched(observations)
 
 
 class CryptoPanicSource:
@@ -167,12 +163,12 @@ class CryptoPanicSource:
     name = "cryptopanic"
     min_interval_seconds = 300.0
 
-    def __init__(self, token: str, assets: Sequence[str], url: str = CRYPTOPANIC_URL) -> None:
+    def __init__(self, token: str, assets: Sequence[str], url: str) -> None:
         self._token = token
         self._assets = list(assets)
         self._url = url
 
-    def fetch(self, client: httpx.Client) -> list[Observation]:
+    def fetch(self, client: httpx.Client) -> Fetched:
         body = get_json(
             client,
             self._url,
@@ -193,7 +189,7 @@ class CryptoPanicSource:
                     counted[1] += number(tally.get("negative", 0), "votes.negative")
                     counted[2] += 1
         observations = [
-            Observation(
+            NewObservation(
                 self.name,
                 "panic_positive_vote_share",
                 asset,
@@ -205,7 +201,7 @@ class CryptoPanicSource:
         ]
         if not observations:
             raise SourceError(f"no votes on posts about {', '.join(self._assets)}")
-        return observations
+        return Fetched(observations)
 
 
 class RedditSource:
@@ -218,15 +214,15 @@ class RedditSource:
     def __init__(
         self,
         scorer: NewsScorer,
+        base_url: str,
         subreddits: Mapping[str, str | None] = SUBREDDITS,
-        base_url: str = REDDIT_URL,
     ) -> None:
         self._scorer = scorer
         self._subreddits = dict(subreddits)
         self._base_url = base_url.rstrip("/")
 
-    def fetch(self, client: httpx.Client) -> list[Observation]:
-        observations: list[Observation] = []
+    def fetch(self, client: httpx.Client) -> Fetched:
+        observations: list[NewObservation] = []
         problems: list[str] = []
         for subreddit, asset in self._subreddits.items():
             try:
@@ -246,11 +242,13 @@ class RedditSource:
             payload = {"subreddit": subreddit, "posts": len(titles)}
             sentiment = fmean(self._scorer.score(title) for title in titles)
             observations.append(
-                Observation(self.name, f"reddit_{subreddit}_sentiment", asset, sentiment, payload)
+                NewObservation(
+                    self.name, f"reddit_{subreddit}_sentiment", asset, sentiment, payload
+                )
             )
         if not observations:
             raise SourceError("; ".join(problems))
-        return observations
+        return Fetched(observations, tuple(problems))
 
 
 def _walk(body: Any, path: Sequence[str]) -> Any:
@@ -259,3 +257,19 @@ def _walk(body: Any, path: Sequence[str]) -> Any:
             return None
         body = body[key]
     return body
+
+
+def configured_sources(
+    settings: ResearchSettings, assets: Sequence[str], scorer: NewsScorer
+) -> list[ResearchSource]:
+    """The sources the settings name; CryptoPanic only with its token."""
+    sources: list[ResearchSource] = [
+        FearGreedSource(settings.fear_greed_url),
+        CoinGeckoSource(assets, settings.coingecko_url),
+        RedditSource(scorer, settings.reddit_url),
+    ]
+    if settings.cryptopanic_token:
+        sources.append(
+            CryptoPanicSource(settings.cryptopanic_token, assets, settings.cryptopanic_url)
+        )
+    return sources

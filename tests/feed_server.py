@@ -1,5 +1,6 @@
-"""A loopback HTTP server answering like a news site's feed: documents per path, ETag and
-Last-Modified with 304s, and on demand an error status or a slow answer."""
+"""A loopback HTTP server answering like a news site's feed or a public JSON API: documents
+per path (with or without its query), ETag and Last-Modified with 304s, and on demand an
+error status, a Retry-After, or a slow answer."""
 
 import threading
 import time
@@ -17,6 +18,7 @@ class Document:
     last_modified: str | None = None
     status: int = 200
     delay_seconds: float = 0.0
+    retry_after: str | None = None
 
 
 @dataclass
@@ -34,13 +36,19 @@ def feed_site() -> Iterator[FeedSite]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             site.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
-            document = site.documents.get(self.path)
+            document = site.documents.get(self.path) or site.documents.get(
+                self.path.split("?", 1)[0]
+            )
             if document is None:
                 self.send_error(404)
                 return
             time.sleep(document.delay_seconds)
             if document.status != 200:
-                self.send_error(document.status)
+                self.send_response(document.status)
+                if document.retry_after is not None:
+                    self.send_header("Retry-After", document.retry_after)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
             if _not_modified(self.headers.get("If-None-Match"), document.etag) or (
                 document.last_modified is not None
