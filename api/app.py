@@ -8,7 +8,8 @@ most of their time waiting for the GIL behind each other (3× fewer requests a s
 bench/api.py); on a database across the network they run in worker threads, so a slow
 round trip never holds the loop. The long or writing routes — deciding, pause, resume,
 panic, the book's replay, the metrics' counts — always run in worker threads: a panic
-waiting for the database's write lock must not stop /health and /ping from answering.
+waiting for the database's write lock must not stop /health and /ping from answering. While
+a panic runs, reads hold back briefly so the panic has the interpreter (``Service.panic``).
 """
 
 import asyncio

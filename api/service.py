@@ -1,9 +1,10 @@
 """What the routes share: built once per app from the settings, handed to every request."""
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -19,6 +20,7 @@ from core.settings import Settings
 from core.timeframes import now_ms
 from graph.engine import DecisionEngine
 from ingestion.feeds import CandleFeed
+from safety.control import PanicReport
 from storage.api_keys import ApiKeyStore
 from storage.candles import CandleStore
 from storage.decisions import DecisionStore
@@ -26,6 +28,8 @@ from storage.engine import Database
 from storage.safety_events import SafetyEventStore
 
 Result = TypeVar("Result")
+# How long a read waits for a panic in flight before it goes ahead anyway.
+PANIC_FIRST_SECONDS = 0.25
 
 
 @dataclass
@@ -46,6 +50,11 @@ class Service:
     scheduler: Scheduler | None
     # Set when the server is told to stop (SIGTERM): streams end, the scheduler winds down.
     stopping: threading.Event
+    _panics_running: int = field(default=0, init=False)
+    _no_panic: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+
+    def __post_init__(self) -> None:
+        self._no_panic.set()
 
     async def read(self, function: Callable[..., Result], *args: Any) -> Result:
         """Run a short database read for a route on the event loop.
@@ -53,10 +62,33 @@ class Service:
         Inline on SQLite: a local read of well under a millisecond, for which a worker thread
         cost more in waiting for the GIL than the read itself (see api/app.py). In a worker
         thread on a database across the network, whose round trip must not hold the loop.
+        While a panic runs, a read first gives it up to ``PANIC_FIRST_SECONDS``.
         """
+        if self._panics_running:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._no_panic.wait(), PANIC_FIRST_SECONDS)
         if self.database.engine.dialect.name == "sqlite":
             return function(*args)
         return await asyncio.to_thread(function, *args)
+
+    async def panic(self, actor: str, reason: str, close_positions: bool) -> PanicReport:
+        """The panic, in a worker thread — waiting on the database's write lock, it must not
+        hold up the loop — with the reads held back meanwhile: the interpreter is the panic's
+        first (under load its p99 fell from about 300 to about 50 ms, bench/api.py)."""
+        self._panics_running += 1
+        self._no_panic.clear()
+        try:
+            return await asyncio.to_thread(
+                self.engine.control.panic,
+                actor,
+                reason,
+                self.clock.now_ms(),
+                close_positions=close_positions,
+            )
+        finally:
+            self._panics_running -= 1
+            if not self._panics_running:
+                self._no_panic.set()
 
     def health_report(self) -> HealthReport:
         return self.health.report(self.scheduler_status())

@@ -105,12 +105,10 @@ def resume(
         **errors(400, 401, 403, 422, 503),
     },
 )
-def panic(
+async def panic(
     body: PanicBody, service: ServiceDep, key: Annotated[ApiKey, Depends(require("admin"))]
 ) -> PanicReport:
-    report = service.engine.control.panic(
-        actor(key), body.reason, service.clock.now_ms(), close_positions=body.close_positions
-    )
+    report = await service.panic(actor(key), body.reason, body.close_positions)
     halt = next(step for step in report.steps if step.name == "halt")
     if not halt.ok:
         raise ApiError(
