@@ -269,11 +269,7 @@ def poll_news(context: Context) -> None:
     """Poll each feed of SIGMAX_NEWS__FEEDS once; store the new items, scored and tagged."""
     settings = context.settings
     assets = {symbol.partition("/")[0] for symbol in settings.symbols}
-    with httpx.Client(
-        timeout=settings.news.timeout_seconds,
-        follow_redirects=True,
-        headers={"User-Agent": f"sigmax/{ENGINE_VERSION} (+news poller)"},
-    ) as client:
+    with _http_client(settings.news.timeout_seconds, "news poller") as client:
         poller = NewsPoller(
             NewsStore(context.database),
             SourcePollStore(context.database),
@@ -283,10 +279,10 @@ def poll_news(context: Context) -> None:
             settings.news.feeds,
         )
         results = poller.poll(now_ms())
-    for result in results:
-        click.echo(f"{result.url}: {result.outcome} — {result.detail}")
-    if all(result.outcome == "failed" for result in results):
-        raise click.ClickException("no feed could be read (see above); nothing was stored")
+    _report(
+        [(result.url, result.outcome, result.detail) for result in results],
+        "no feed could be read (see above); nothing was stored",
+    )
 
 
 @cli.group()
@@ -300,11 +296,7 @@ def poll_research(context: Context) -> None:
     """Ask each research source once (within its rate limit) and store what it answers."""
     settings = context.settings
     assets = sorted({symbol.partition("/")[0] for symbol in settings.symbols})
-    with httpx.Client(
-        timeout=settings.research.timeout_seconds,
-        follow_redirects=True,
-        headers={"User-Agent": f"sigmax/{ENGINE_VERSION} (+research poller)"},
-    ) as client:
+    with _http_client(settings.research.timeout_seconds, "research poller") as client:
         poller = ResearchPoller(
             ResearchStore(context.database),
             SourcePollStore(context.database),
@@ -312,10 +304,27 @@ def poll_research(context: Context) -> None:
             configured_sources(settings.research, assets, NewsScorer()),
         )
         results = poller.poll(now_ms())
-    for result in results:
-        click.echo(f"{result.source}: {result.outcome} — {result.detail}")
-    if all(result.outcome == "failed" for result in results):
-        raise click.ClickException("no research source answered (see above)")
+    _report(
+        [(result.source, result.outcome, result.detail) for result in results],
+        "no research source answered (see above)",
+    )
+
+
+def _http_client(timeout: float, purpose: str) -> httpx.Client:
+    """A client for outside sources that says who asks (some refuse anonymous agents)."""
+    return httpx.Client(
+        timeout=timeout,
+        follow_redirects=True,
+        headers={"User-Agent": f"sigmax/{ENGINE_VERSION} (+{purpose})"},
+    )
+
+
+def _report(outcomes: list[tuple[str, str, str]], all_failed: str) -> None:
+    """One line per source; a failure of the command only when every source failed."""
+    for name, outcome, detail in outcomes:
+        click.echo(f"{name}: {outcome} — {detail}")
+    if all(outcome == "failed" for _, outcome, _ in outcomes):
+        raise click.ClickException(all_failed)
 
 
 @cli.group()

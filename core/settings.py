@@ -6,12 +6,30 @@ No other module reads the environment.
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.timeframes import timeframe_ms
 
 RiskProfileName = Literal["conservative", "balanced", "aggressive"]
+
+
+def _split_commas(value: Any) -> Any:
+    """Accept 'BTC/USDT,ETH/USDT' from the environment as well as a list."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+# A list setting, written in the environment as comma-separated text.
+CommaSeparated = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_commas)]
 
 # The debate may be configured to fewer rounds, never to more than this.
 MAX_DEBATE_ROUNDS = 6
@@ -183,16 +201,9 @@ class NewsSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    feeds: Annotated[tuple[str, ...], NoDecode] = DEFAULT_NEWS_FEEDS
+    feeds: CommaSeparated = DEFAULT_NEWS_FEEDS
     poll_seconds: int = Field(default=300, ge=10)
     timeout_seconds: float = Field(default=10.0, gt=0.0, le=120.0)
-
-    @field_validator("feeds", mode="before")
-    @classmethod
-    def _split_feeds(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
 
     @field_validator("feeds")
     @classmethod
@@ -224,8 +235,8 @@ class Settings(BaseSettings):
 
     home: Path = Path("var")
     database_url: str | None = None
-    symbols: Annotated[tuple[str, ...], NoDecode] = ("BTC/USDT", "ETH/USDT")
-    timeframes: Annotated[tuple[str, ...], NoDecode] = ("5m",)
+    symbols: CommaSeparated = ("BTC/USDT", "ETH/USDT")
+    timeframes: CommaSeparated = ("5m",)
     risk_profile: RiskProfileName = "balanced"
     seed: int = 42
     # Closed candles handed to the indicators; enough for MACD's slow EMA to settle.
@@ -238,14 +249,6 @@ class Settings(BaseSettings):
     service: ServiceSettings = ServiceSettings()
     news: NewsSettings = NewsSettings()
     research: ResearchSettings = ResearchSettings()
-
-    @field_validator("symbols", "timeframes", mode="before")
-    @classmethod
-    def _split_list(cls, value: Any) -> Any:
-        """Accept 'BTC/USDT,ETH/USDT' from the environment as well as a list."""
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
 
     @field_validator("symbols")
     @classmethod
