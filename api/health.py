@@ -163,8 +163,11 @@ class HealthProbe:
 
     def _feed(self, series: Series, market_now: int) -> FeedHealth:
         step = timeframe_ms(series.timeframe)
-        opened = self._candles.latest_open_time(series.symbol, series.timeframe)
-        if opened is None:
+        # The newest candle closed by now on the market clock: a replay holds its future too.
+        closed = self._candles.window(
+            series.symbol, series.timeframe, market_now, 1
+        ).last_close_time
+        if closed is None:
             return FeedHealth(
                 symbol=series.symbol,
                 timeframe=series.timeframe,
@@ -172,7 +175,6 @@ class HealthProbe:
                 age_seconds=None,
                 stale=True,
             )
-        closed = opened + step
         age_ms = market_now - closed
         # Fresh while the newest close is at most the gate's freshness (plus the bar now
         # forming) old: past that, a decision now would fail the freshness check.

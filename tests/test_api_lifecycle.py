@@ -181,12 +181,17 @@ def test_a_replay_decides_each_close_to_the_end_of_the_file(tmp_path: Path) -> N
                 return bool(scheduler["finished"])
 
             wait_for("the replay to finish", finished, timeout=60.0)
-            scheduler = client.get("/health").json()["components"]["scheduler"]
+            health = client.get("/health").json()["components"]
+            scheduler = health["scheduler"]
             listed = client.get("/decisions", params={"limit": 500}).json()["items"]
         server.stop_cleanly()
     last_close = start + 300 * STEP
     first_close = start + 250 * STEP + STEP  # a full lookback (250 bars) before the first
     assert scheduler["errors"] == 0, scheduler
+    # Data age is read on the market clock: the file's last candle, not a future one.
+    (feed,) = health["feeds"]
+    assert feed["last_close"] == format_timestamp(last_close)
+    assert feed["age_seconds"] >= 0
     assert scheduler["decisions"] + scheduler["skipped_candles"] == (
         (last_close - first_close) // STEP + 1
     )
