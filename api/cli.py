@@ -20,13 +20,14 @@ from execution.paper import PaperBroker
 from graph.engine import DecisionEngine
 from ingestion.candle_file import CandleFileError
 from ingestion.coins import CoinDetector
+from ingestion.exchange_candles import CandleFetcher, public_client
 from ingestion.feeds import (
     CandleFeed,
     FeedError,
     ReplayFeed,
     Series,
     SimulatedFeed,
-    ensure_replayable,
+    ensure_not_simulated,
 )
 from ingestion.importer import import_candle_file
 from ingestion.news_poller import NewsPoller
@@ -35,6 +36,7 @@ from ingestion.research_poller import ResearchPoller
 from ingestion.research_sources import configured_sources
 from ingestion.sim_feed import RealDataPresentError, extend_simulation
 from safety.control import ControlError, ControlService
+from storage.api_errors import ApiErrorStore
 from storage.api_keys import SCOPES, ApiKeyError, ApiKeyStore
 from storage.candles import CandleConflictError, CandleStore
 from storage.decisions import DecisionFilters, DecisionStore
@@ -44,6 +46,7 @@ from storage.research import ResearchStore
 from storage.source_polls import SourcePollStore
 
 DEMO_BARS = 400
+FETCH_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass
@@ -200,7 +203,7 @@ def _feed(
     if symbol is None or timeframe is None:
         raise click.UsageError("--replay needs --symbol and --timeframe (e.g. BTC/USDT 5m)")
     replayed = Series(symbol, timeframe)
-    ensure_replayable(store, replayed)
+    ensure_not_simulated(store, replayed)
     try:
         report = import_candle_file(store, replay, symbol, timeframe)
     except (CandleFileError, CandleConflictError) as error:
@@ -329,7 +332,49 @@ def _report(outcomes: list[tuple[str, str, str]], all_failed: str) -> None:
 
 @cli.group()
 def data() -> None:
-    """Market data: import candle files."""
+    """Market data: import candle files, fetch candles from an exchange."""
+
+
+@data.command("fetch")
+@click.argument("symbol", callback=_symbol)
+@click.option("--timeframe", default="5m", show_default=True, callback=_timeframe)
+@click.option("--exchange", "exchange_id", default="binance", show_default=True, help="A ccxt id.")
+@click.option(
+    "--bars",
+    default=500,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="How far back to start when nothing is stored yet.",
+)
+@click.option("--rest-url", help="Send the exchange's REST requests here (a proxy or mirror).")
+@pass_context
+def fetch_command(
+    context: Context,
+    symbol: str,
+    timeframe: str,
+    exchange_id: str,
+    bars: int,
+    rest_url: str | None,
+) -> None:
+    """Fetch SYMBOL's closed candles from an exchange (ccxt, public data): after the newest
+    stored, or the last --bars. Needs the network."""
+    store = CandleStore(context.database.session_factory)
+    try:
+        ensure_not_simulated(store, Series(symbol, timeframe))
+        client = public_client(exchange_id, FETCH_TIMEOUT_SECONDS, rest_url)
+        fetcher = CandleFetcher(
+            client, store, ApiErrorStore(context.database.session_factory), backfill_bars=bars
+        )
+        report = fetcher.refresh(symbol, timeframe, now_ms())
+    except FeedError as error:
+        raise click.ClickException(f"{error}; nothing more was stored") from None
+    click.echo(
+        f"{symbol} {timeframe} from {exchange_id}: {report.received} received, "
+        f"{report.added} added, {report.already_present} already present, "
+        f"{report.retries} retries"
+    )
+    for reason in report.dropped:
+        click.echo(f"  not kept: {reason}")
 
 
 @data.command("import")

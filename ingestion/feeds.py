@@ -78,19 +78,19 @@ class SimulatedFeed:
             raise FeedError(str(error)) from None
 
 
-def ensure_replayable(store: CandleStore, series: Series) -> None:
-    """Refuse a series that holds simulated candles, before anything is imported into it:
-    replaying real history through fiction would decide on both."""
+def ensure_not_simulated(store: CandleStore, series: Series) -> None:
+    """Refuse a series that holds simulated candles, before real ones go into it: deciding
+    on fact and fiction mixed would be neither."""
     if "sim" in store.sources(series.symbol, series.timeframe):
         raise FeedError(
-            f"{series.symbol} {series.timeframe} holds simulated candles: replay into another "
-            "SIGMAX_HOME (or another symbol)"
+            f"{series.symbol} {series.timeframe} holds simulated candles: use another "
+            "SIGMAX_HOME (or another symbol) for real data"
         )
 
 
 class ReplayFeed:
     """Imported candles, replayed over the file's own span (first and last open time) from
-    the first instant with a full lookback (see ``ensure_replayable``)."""
+    the first instant with a full lookback (see ``ensure_not_simulated``)."""
 
     mode: Mode = "replay"
 

@@ -1,0 +1,202 @@
+"""Closed candles from an exchange through ccxt: refresh up to now, backfill where missing.
+
+Only candles that have closed by ``now`` are kept (the one still forming is dropped), each
+aligned to the timeframe, sorted and deduplicated by open time; their values are checked
+like an imported file's. Transient failures — ccxt's NetworkError family: timeouts,
+unavailability, 429 rate limits and DDoS protection — are retried with exponential back-off,
+waiting what a Retry-After header asks when there is one; any other ExchangeError is not
+retried. Every failure is recorded as an API error (bursts of them pause trading, through
+the gate's trigger), and a refresh that gives up says why (FeedError): nothing made up.
+"""
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import ccxt
+import numpy as np
+
+from core.candles import CandleWindow
+from core.timeframes import floor_to, format_timestamp, timeframe_ms
+from ingestion.feeds import FeedError
+from storage.api_errors import ApiErrorStore
+from storage.candles import CandleConflictError, CandleStore
+
+PAGE = 1000
+MAX_RETRIES = 4
+BACKOFF_SECONDS = 0.5
+MAX_WAIT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    symbol: str
+    timeframe: str
+    received: int  # candles the exchange sent
+    added: int  # new rows stored
+    already_present: int
+    dropped: tuple[str, ...]  # what was not kept, and why
+    retries: int
+
+
+class CandleFetcher:
+    def __init__(
+        self,
+        exchange: Any,
+        store: CandleStore,
+        api_errors: ApiErrorStore,
+        backfill_bars: int,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._exchange = exchange
+        self._store = store
+        self._api_errors = api_errors
+        self._backfill_bars = backfill_bars
+        self._sleep = sleep
+        self._source = f"exchange:{exchange.id}"
+
+    def refresh(self, symbol: str, timeframe: str, now_ms: int) -> RefreshReport:
+        """Store every closed candle after the newest stored one (or the last
+        ``backfill_bars`` when none is), up to ``now_ms``."""
+        step = timeframe_ms(timeframe)
+        newest_closed_open = floor_to(now_ms, step) - step
+        latest = self._store.latest_open_time(symbol, timeframe)
+        since = (
+            latest + step
+            if latest is not None
+            else newest_closed_open - (self._backfill_bars - 1) * step
+        )
+        received = added = present = retries = 0
+        dropped: list[str] = []
+        while since <= newest_closed_open:
+            rows, tries = self._call(symbol, now_ms, symbol, timeframe, since, PAGE)
+            retries += tries
+            received += len(rows)
+            window, page_dropped = self._closed(symbol, timeframe, rows, since, now_ms)
+            dropped += page_dropped
+            if len(window):
+                try:
+                    counts = self._store.insert_candles(window)
+                except CandleConflictError as error:
+                    raise FeedError(f"{symbol}: the exchange rewrote history: {error}") from None
+                added += counts.added
+                present += counts.already_present
+            if len(rows) < PAGE or not len(window):
+                break
+            since = int(window.open_time[-1]) + step
+        return RefreshReport(symbol, timeframe, received, added, present, tuple(dropped), retries)
+
+    def _call(self, symbol: str, now_ms: int, *args: Any) -> tuple[list[list[Any]], int]:
+        """fetch_ohlcv with retries; the rows and how many retries it took."""
+        for attempt in range(MAX_RETRIES + 1):
+            try:
+                return self._exchange.fetch_ohlcv(*args), attempt
+            except ccxt.NetworkError as error:  # timeouts, 5xx, 429, DDoS protection
+                self._record(error, now_ms)
+                if attempt == MAX_RETRIES:
+                    raise FeedError(
+                        f"{symbol}: gave up after {attempt + 1} tries: "
+                        f"{type(error).__name__}: {_short(error)}"
+                    ) from None
+                self._sleep(self._wait(attempt))
+            except ccxt.ExchangeError as error:  # refused as asked: retrying will not help
+                self._record(error, now_ms)
+                raise FeedError(f"{symbol}: {type(error).__name__}: {_short(error)}") from None
+        raise AssertionError("unreachable")
+
+    def _wait(self, attempt: int) -> float:
+        headers = getattr(self._exchange, "last_response_headers", None) or {}
+        retry_after = {str(k).lower(): v for k, v in headers.items()}.get("retry-after")
+        if retry_after is not None:
+            try:
+                return min(float(str(retry_after)), MAX_WAIT_SECONDS)
+            except ValueError:
+                pass
+        return min(BACKOFF_SECONDS * 2.0**attempt, MAX_WAIT_SECONDS)
+
+    def _record(self, error: Exception, now_ms: int) -> None:
+        self._api_errors.record(self._source, type(error).__name__, _short(error), now_ms)
+
+    def _closed(
+        self, symbol: str, timeframe: str, rows: list[list[Any]], since: int, now_ms: int
+    ) -> tuple[CandleWindow, list[str]]:
+        step = timeframe_ms(timeframe)
+        kept: dict[int, tuple[float, float, float, float, float]] = {}
+        dropped: list[str] = []
+        for row in rows:
+            opened = int(row[0])
+            when = format_timestamp(opened)
+            if opened + step > now_ms:
+                dropped.append(f"{when}: still forming")
+            elif opened % step or opened < since:
+                dropped.append(f"{when}: misaligned or before {format_timestamp(since)}")
+            elif opened in kept:
+                dropped.append(f"{when}: sent twice")
+            elif (problem := _invalid(row)) is not None:
+                dropped.append(f"{when}: {problem}")
+            else:
+                kept[opened] = tuple(float(value) for value in row[1:6])  # type: ignore[assignment]
+        times = sorted(kept)
+        values = np.array([kept[opened] for opened in times], dtype=np.float64).reshape(-1, 5)
+        window = CandleWindow(
+            symbol=symbol,
+            timeframe=timeframe,
+            timeframe_ms=step,
+            open_time=np.array(times, dtype=np.int64),
+            open=values[:, 0],
+            high=values[:, 1],
+            low=values[:, 2],
+            close=values[:, 3],
+            volume=values[:, 4],
+            sources=(self._source,),
+        )
+        return window, dropped
+
+
+def _invalid(row: list[Any]) -> str | None:
+    try:
+        open_, high, low, close, volume = (float(value) for value in row[1:6])
+    except (TypeError, ValueError):
+        return "a value is not a number"
+    if not all(math.isfinite(value) for value in (open_, high, low, close, volume)):
+        return "a value is not finite"
+    if min(open_, high, low, close) <= 0 or volume < 0:
+        return "a price is not positive or the volume is negative"
+    if not low <= min(open_, close) <= max(open_, close) <= high:
+        return "open or close outside [low, high]"
+    return None
+
+
+def _short(error: Exception) -> str:
+    return str(error)[:300]
+
+
+def public_client(exchange_id: str, timeout_seconds: float, rest_base: str | None = None) -> Any:
+    """A ccxt client for public market data, its own rate limiter on. ``rest_base`` points
+    every REST URL elsewhere (a proxy, a mirror, a test server)."""
+    try:
+        exchange_class = getattr(ccxt, exchange_id)
+    except AttributeError:
+        raise FeedError(f"ccxt knows no exchange {exchange_id!r}") from None
+    exchange = exchange_class(
+        {
+            "enableRateLimit": True,
+            "timeout": int(timeout_seconds * 1000),
+            # Spot only: the futures and options markets are other hosts and other requests.
+            "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False},
+        }
+    )
+    if rest_base is not None:
+        exchange.urls["api"] = {
+            name: _rebased(url, rest_base) for name, url in exchange.urls["api"].items()
+        }
+    return exchange
+
+
+def _rebased(url: Any, base: str) -> Any:
+    if not isinstance(url, str):
+        return url
+    parts = url.split("/", 3)  # scheme, "", host, path
+    return f"{base.rstrip('/')}/{parts[3]}" if len(parts) == 4 else base

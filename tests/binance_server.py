@@ -1,0 +1,150 @@
+"""A loopback server answering Binance's public REST like Binance: exchangeInfo and klines
+from a candle set, including the candle still forming at the server's "now". Faults can be
+queued for the next kline requests: an HTTP status (with Retry-After), a delay, klines sent
+out of order or twice."""
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from core.candles import CandleWindow
+
+
+@dataclass
+class Fault:
+    status: int = 200
+    retry_after: str | None = None
+    delay_seconds: float = 0.0
+    shuffle: bool = False
+    duplicate: bool = False
+
+
+@dataclass
+class Binance:
+    candles: CandleWindow
+    now_ms: int
+    base_url: str = ""
+    faults: deque[Fault] = field(default_factory=deque)
+    kline_requests: list[dict[str, str]] = field(default_factory=list)
+
+    def klines(self, start: int, limit: int) -> list[list[object]]:
+        step = self.candles.timeframe_ms
+        rows = []
+        for index in range(len(self.candles)):
+            opened = int(self.candles.open_time[index])
+            if opened < start or opened > self.now_ms:  # the forming candle is included
+                continue
+            rows.append(
+                [
+                    opened,
+                    f"{self.candles.open[index]:.8f}",
+                    f"{self.candles.high[index]:.8f}",
+                    f"{self.candles.low[index]:.8f}",
+                    f"{self.candles.close[index]:.8f}",
+                    f"{self.candles.volume[index]:.8f}",
+                    opened + step - 1,
+                    "0",
+                    10,
+                    "0",
+                    "0",
+                    "0",
+                ]
+            )
+            if len(rows) == limit:
+                break
+        return rows
+
+
+EXCHANGE_INFO_SYMBOL = {
+    "status": "TRADING",
+    "baseAssetPrecision": 8,
+    "quotePrecision": 8,
+    "quoteAssetPrecision": 8,
+    "orderTypes": ["LIMIT", "MARKET"],
+    "icebergAllowed": True,
+    "ocoAllowed": True,
+    "isSpotTradingAllowed": True,
+    "isMarginTradingAllowed": False,
+    "filters": [
+        {
+            "filterType": "PRICE_FILTER",
+            "minPrice": "0.01",
+            "maxPrice": "1000000",
+            "tickSize": "0.01",
+        },
+        {"filterType": "LOT_SIZE", "minQty": "0.00001", "maxQty": "9000", "stepSize": "0.00001"},
+        {"filterType": "NOTIONAL", "minNotional": "5"},
+    ],
+    "permissions": ["SPOT"],
+    "permissionSets": [["SPOT"]],
+}
+
+
+@contextmanager
+def binance_server(candles: CandleWindow, now_ms: int) -> Iterator[Binance]:
+    exchange = Binance(candles, now_ms)
+    base, quote = candles.symbol.split("/")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            query = {key: values[0] for key, values in parse_qs(url.query).items()}
+            if url.path == "/api/v3/exchangeInfo":
+                info = {
+                    "timezone": "UTC",
+                    "serverTime": exchange.now_ms,
+                    "rateLimits": [],
+                    "exchangeFilters": [],
+                    "symbols": [
+                        {"symbol": base + quote, "baseAsset": base, "quoteAsset": quote}
+                        | EXCHANGE_INFO_SYMBOL
+                    ],
+                }
+                self._json(200, info)
+                return
+            if url.path != "/api/v3/klines":
+                self._json(404, {"code": -1, "msg": "not found"})
+                return
+            exchange.kline_requests.append(query)
+            fault = exchange.faults.popleft() if exchange.faults else Fault()
+            time.sleep(fault.delay_seconds)
+            if fault.status != 200:
+                headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+                self._json(fault.status, {"code": -1003, "msg": "too many requests"}, headers)
+                return
+            rows = exchange.klines(int(query.get("startTime", 0)), int(query.get("limit", 500)))
+            if fault.duplicate:
+                rows = rows + rows[-3:]
+            if fault.shuffle:
+                rows = rows[::-1]
+            self._json(200, rows)
+
+        def _json(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet: the test reads ``exchange.kline_requests``."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    exchange.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield exchange
+    finally:
+        server.shutdown()
+        server.server_close()
