@@ -4,14 +4,15 @@ queued for the next kline requests: an HTTP status (with Retry-After), a delay, 
 out of order or twice."""
 
 import json
-import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from loopback_http import serving
 
 from core.candles import CandleWindow
 
@@ -138,13 +139,6 @@ def binance_server(candles: CandleWindow, now_ms: int) -> Iterator[Binance]:
         def log_message(self, format: str, *args: object) -> None:
             """Quiet: the test reads ``exchange.kline_requests``."""
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    exchange.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as base_url:
+        exchange.base_url = base_url
         yield exchange
-    finally:
-        server.shutdown()
-        server.server_close()

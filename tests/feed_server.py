@@ -2,12 +2,13 @@
 per path (with or without its query), ETag and Last-Modified with 304s, and on demand an
 error status, a Retry-After, or a slow answer."""
 
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from loopback_http import serving
 
 
 @dataclass
@@ -71,16 +72,9 @@ def feed_site() -> Iterator[FeedSite]:
         def log_message(self, format: str, *args: object) -> None:
             """Quiet: the test reads ``site.requests``."""
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    site.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as base_url:
+        site.base_url = base_url
         yield site
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _not_modified(sent: str | None, etag: str | None) -> bool:
