@@ -10,7 +10,7 @@ errors.
 import csv
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -169,8 +169,9 @@ def _feather_times(column: pa.ChunkedArray, name: str) -> list[object]:
     return times
 
 
-class _RowError(Exception):
-    """What is wrong with one row; turned into a CandleFileError once the row is known."""
+class CandleValueError(Exception):
+    """What is wrong with one row's values (or time): the column and why. A file turns it into
+    a CandleFileError naming the row; other sources report it their own way."""
 
     def __init__(self, column: str, message: str) -> None:
         super().__init__(message)
@@ -187,8 +188,8 @@ def _check_rows(columns: _Columns, timeframe: str) -> tuple[list[int], dict[str,
     for index, time_cell in enumerate(cells[time_column]):
         try:
             time = _check_time(time_column, time_cell, timeframe, times, row_of_time)
-            row = _check_values({name: cells[name][index] for name in VALUE_COLUMNS})
-        except _RowError as problem:
+            row = check_candle_values({name: cells[name][index] for name in VALUE_COLUMNS})
+        except CandleValueError as problem:
             raise _row_error(lines, index, problem.column, problem.message) from None
         row_of_time[time] = index
         times.append(time)
@@ -203,52 +204,56 @@ def _check_time(
     column: str, cell: object, timeframe: str, earlier: list[int], row_of_time: dict[int, int]
 ) -> int:
     if cell is None or cell == "":
-        raise _RowError(column, "timestamp is missing")
+        raise CandleValueError(column, "timestamp is missing")
     if isinstance(cell, bool) or not isinstance(cell, str | int | float):
-        raise _RowError(column, f"timestamp {cell!r} is not a time")
+        raise CandleValueError(column, f"timestamp {cell!r} is not a time")
     try:
         time = parse_timestamp(cell)
     except ValueError as error:
-        raise _RowError(column, str(error)) from None
+        raise CandleValueError(column, str(error)) from None
     shown = format_timestamp(time)
     if time % timeframe_ms(timeframe):
-        raise _RowError(column, f"timestamp {shown} is not on a {timeframe} boundary")
+        raise CandleValueError(column, f"timestamp {shown} is not on a {timeframe} boundary")
     if time in row_of_time:
-        raise _RowError(column, f"timestamp {shown} repeats row {row_of_time[time] + 1}")
+        raise CandleValueError(column, f"timestamp {shown} repeats row {row_of_time[time] + 1}")
     if earlier and time < earlier[-1]:
         previous = format_timestamp(earlier[-1])
         message = f"timestamp {shown} is before the previous row's {previous} (oldest first)"
-        raise _RowError(column, message)
+        raise CandleValueError(column, message)
     return time
 
 
-def _check_values(cells: dict[str, object]) -> dict[str, float]:
+def check_candle_values(cells: Mapping[str, object]) -> dict[str, float]:
+    """The five values as numbers, or CandleValueError: each a finite number, prices
+    positive, volume not negative, open and close within [low, high]."""
     row = {name: _number(name, cell) for name, cell in cells.items()}
     for name in PRICE_COLUMNS:
         if row[name] <= 0:
-            raise _RowError(name, f"{name} {row[name]!r} is not positive")
+            raise CandleValueError(name, f"{name} {row[name]!r} is not positive")
     if row["volume"] < 0:
-        raise _RowError("volume", f"volume {row['volume']!r} is negative")
+        raise CandleValueError("volume", f"volume {row['volume']!r} is negative")
     low, high = row["low"], row["high"]
     if high < low:
-        raise _RowError("high", f"high {high!r} is below low {low!r}")
+        raise CandleValueError("high", f"high {high!r} is below low {low!r}")
     for name in ("open", "close"):
         if not low <= row[name] <= high:
-            raise _RowError(name, f"{name} {row[name]!r} is outside [low {low!r}, high {high!r}]")
+            raise CandleValueError(
+                name, f"{name} {row[name]!r} is outside [low {low!r}, high {high!r}]"
+            )
     return row
 
 
 def _number(column: str, cell: object) -> float:
     if cell is None or (isinstance(cell, str) and not cell.strip()):
-        raise _RowError(column, f"{column} is missing")
+        raise CandleValueError(column, f"{column} is missing")
     if isinstance(cell, bool) or not isinstance(cell, str | int | float):
-        raise _RowError(column, f"{column} {cell!r} is not a number")
+        raise CandleValueError(column, f"{column} {cell!r} is not a number")
     try:
         value = float(cell)
     except ValueError:
-        raise _RowError(column, f"{column} {cell!r} is not a number") from None
+        raise CandleValueError(column, f"{column} {cell!r} is not a number") from None
     if not math.isfinite(value):
-        raise _RowError(column, f"{column} {cell!r} is not a finite number")
+        raise CandleValueError(column, f"{column} {cell!r} is not a finite number")
     return value
 
 

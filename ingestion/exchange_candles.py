@@ -9,7 +9,6 @@ retried. Every failure is recorded as an API error (bursts of them pause trading
 the gate's trigger), and a refresh that gives up says why (FeedError): nothing made up.
 """
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,9 +19,10 @@ import numpy as np
 
 from core.candles import CandleWindow
 from core.timeframes import floor_to, format_timestamp, timeframe_ms
+from ingestion.candle_file import CandleValueError, check_candle_values
 from ingestion.feeds import FeedError
 from storage.api_errors import ApiErrorStore
-from storage.candles import CandleConflictError, CandleStore
+from storage.candles import VALUE_COLUMNS, CandleConflictError, CandleStore
 
 PAGE = 1000
 MAX_RETRIES = 4
@@ -134,10 +134,19 @@ class CandleFetcher:
                 dropped.append(f"{when}: misaligned or before {format_timestamp(since)}")
             elif opened in kept:
                 dropped.append(f"{when}: sent twice")
-            elif (problem := _invalid(row)) is not None:
-                dropped.append(f"{when}: {problem}")
             else:
-                kept[opened] = tuple(float(value) for value in row[1:6])  # type: ignore[assignment]
+                try:
+                    checked = check_candle_values(dict(zip(VALUE_COLUMNS, row[1:6], strict=True)))
+                except CandleValueError as error:
+                    dropped.append(f"{when}: {error.message}")
+                    continue
+                kept[opened] = (
+                    checked["open"],
+                    checked["high"],
+                    checked["low"],
+                    checked["close"],
+                    checked["volume"],
+                )
         times = sorted(kept)
         values = np.array([kept[opened] for opened in times], dtype=np.float64).reshape(-1, 5)
         window = CandleWindow(
@@ -153,20 +162,6 @@ class CandleFetcher:
             sources=(self._source,),
         )
         return window, dropped
-
-
-def _invalid(row: list[Any]) -> str | None:
-    try:
-        open_, high, low, close, volume = (float(value) for value in row[1:6])
-    except (TypeError, ValueError):
-        return "a value is not a number"
-    if not all(math.isfinite(value) for value in (open_, high, low, close, volume)):
-        return "a value is not finite"
-    if min(open_, high, low, close) <= 0 or volume < 0:
-        return "a price is not positive or the volume is negative"
-    if not low <= min(open_, close) <= max(open_, close) <= high:
-        return "open or close outside [low, high]"
-    return None
 
 
 def _short(error: Exception) -> str:
