@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import ccxt
 import click
 import httpx
 from pydantic import ValidationError
@@ -16,7 +17,10 @@ from core.decision import Decision
 from core.settings import Settings, validate_symbol
 from core.timeframes import floor_to, format_timestamp, now_ms, parse_timestamp, timeframe_ms
 from core.version import ENGINE_VERSION
-from execution.paper import PaperBroker
+from execution.broker import BookKeepingBroker
+from execution.exchange import ExchangeBroker
+from execution.exchange_client import ExchangeConfigError
+from execution.factory import build_broker
 from graph.engine import DecisionEngine
 from ingestion.candle_file import CandleFileError
 from ingestion.coins import CoinDetector
@@ -425,7 +429,7 @@ def decide(
             f"no {timeframe} candles stored for {symbol}: import some with "
             f"`sigmax data import FILE --symbol {symbol} --timeframe {timeframe}`"
         )
-    engine = DecisionEngine(context.settings, context.database)
+    engine = DecisionEngine(context.settings, context.database, _broker(context))
     moment = as_of if as_of is not None else now_ms()
     decision = engine.decide(symbol, timeframe, moment, place_orders=not no_orders)
     _print(decision, as_json)
@@ -470,9 +474,16 @@ def _actor(_ctx: click.Context, _param: click.Parameter, value: str | None) -> s
     return value or f"cli:{getpass.getuser()}"
 
 
+def _broker(context: Context) -> BookKeepingBroker:
+    """The configured broker; a clear message when the exchange broker cannot be built."""
+    try:
+        return build_broker(context.settings, context.database)
+    except ExchangeConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
 def _control(context: Context) -> ControlService:
-    database = context.database
-    return ControlService(database, PaperBroker(database, context.settings.paper), context.settings)
+    return ControlService(context.database, _broker(context), context.settings)
 
 
 actor_option = click.option(
@@ -545,8 +556,13 @@ def resume(context: Context, reason: str, force: bool, symbol: str | None, actor
 @cli.command()
 @pass_context
 def status(context: Context) -> None:
-    """Control state, since when and why, held-back symbols, open positions, today's PnL."""
-    report = _control(context).status(now_ms())
+    """Control state, since when and why, held-back symbols, open positions, today's PnL;
+    with the exchange broker, the exchange's own open orders and balances too."""
+    broker = _broker(context)
+    try:
+        report = ControlService(context.database, broker, context.settings).status(now_ms())
+    except ccxt.BaseError as error:
+        raise click.ClickException(f"{broker.name} did not answer: {error}") from None
     control = report.control
     since = format_timestamp(control.since) if control.since is not None else "never changed"
     click.echo(f"state: {control.state} since {since} ({control.reason}; by {control.actor})")
@@ -561,6 +577,22 @@ def status(context: Context) -> None:
         )
     pnl = ", ".join(f"{quote} {value:+.2f}" for quote, value in sorted(report.today_pnl.items()))
     click.echo(f"today's PnL: {pnl or 'none'}")
+    if isinstance(broker, ExchangeBroker):
+        _echo_exchange(broker)
+
+
+def _echo_exchange(broker: ExchangeBroker) -> None:
+    snapshot = broker.snapshot()
+    click.echo(f"{broker.name} open orders: {len(snapshot.open_orders)}")
+    for order in snapshot.open_orders:
+        click.echo(
+            f"  {order.exchange_order_id} {order.symbol} {order.side} {order.filled:.8g} of "
+            f"{order.amount:.8g} at {order.price} ({order.status}, client id "
+            f"{order.client_order_id})"
+        )
+    click.echo(f"{broker.name} balances:")
+    for currency, (free, locked) in sorted(snapshot.balances.items()):
+        click.echo(f"  {currency}: {free:.10g} free, {locked:.10g} locked")
 
 
 def _scope_name(symbol: str | None) -> str:

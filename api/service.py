@@ -18,6 +18,8 @@ from core.clock import PacedClock
 from core.decision import Decision
 from core.settings import Settings
 from core.timeframes import now_ms
+from execution.exchange import ExchangeBroker
+from execution.factory import build_broker
 from graph.engine import DecisionEngine
 from ingestion.feeds import CandleFeed
 from safety.control import PanicReport
@@ -115,7 +117,11 @@ def build_service(
     )
     clock = PacedClock(feed.start_ms(now_ms()), pace)
     stopping = threading.Event()
-    engine = DecisionEngine(settings, database)
+    broker = build_broker(settings, database)
+    if isinstance(broker, ExchangeBroker):
+        # Start from the exchange's truth: open orders and balances against the stored ones.
+        broker.reconcile(now_ms())
+    engine = DecisionEngine(settings, database, broker)
     metrics = ServiceMetrics()
     scheduler = (
         Scheduler(engine, feed, clock, stopping, on_decision=metrics.observe)

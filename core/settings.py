@@ -11,6 +11,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SecretStr,
     field_validator,
     model_validator,
 )
@@ -142,6 +143,39 @@ class PaperSettings(BaseModel):
     impact_coefficient: float = Field(default=0.1, ge=0.0)
 
 
+class BrokerSettings(BaseModel):
+    """Which broker the orders go to: paper (the default) or an exchange through ccxt.
+
+    The exchange's sandbox (testnet) is the default; real-money orders go out only with
+    ``sandbox`` off AND ``live_trading`` on. The keys are secrets: never logged, never in the
+    config hash, read from the environment (SIGMAX_BROKER__API_KEY, ...__API_SECRET) here only.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["paper", "exchange"] = "paper"
+    exchange: str = "binance"
+    sandbox: bool = True
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    # Every REST URL of the exchange rebased here (a proxy, a test server).
+    rest_base_url: str | None = None
+    live_trading: bool = False
+    # market: fills at once at the book; limit: rests at the decision's reference price.
+    order_type: Literal["market", "limit"] = "market"
+    timeout_seconds: float = Field(default=10.0, gt=0.0, le=120.0)
+    # Sends of one order when the answer is lost; each is preceded by a look-up by client id.
+    send_attempts: int = Field(default=3, ge=1, le=10)
+
+    @property
+    def real_money(self) -> bool:
+        return self.kind == "exchange" and not self.sandbox
+
+    def decision_fields(self) -> dict[str, Any]:
+        """What changes a decision (the live caps apply to real money); no secret, no URL."""
+        return {"kind": self.kind, "exchange": self.exchange, "sandbox": self.sandbox}
+
+
 class DebateSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -249,6 +283,7 @@ class Settings(BaseSettings):
     service: ServiceSettings = ServiceSettings()
     news: NewsSettings = NewsSettings()
     research: ResearchSettings = ResearchSettings()
+    broker: BrokerSettings = BrokerSettings()
 
     @field_validator("symbols")
     @classmethod
@@ -291,6 +326,7 @@ class Settings(BaseSettings):
             "fusion": self.fusion.model_dump(),
             "safety": self.safety.model_dump(),
             "paper": self.paper.model_dump(),
+            "broker": self.broker.decision_fields(),
             "seed": self.seed,
         }
 

@@ -95,3 +95,17 @@ def replay(fills: Iterable[FillRecord]) -> Ledger:
     for fill in fills:
         ledger.apply(fill)
     return ledger
+
+
+def replay_adopting(fills: Iterable[FillRecord]) -> Ledger:
+    """``replay`` for an exchange account, which may hold coins from before its first stored
+    fill: a sell of more than the stored position first adopts the shortfall as bought at the
+    sell's price, fee-free (no profit or loss is made up for it), and the cash flow shows it."""
+    ledger = Ledger()
+    for fill in fills:
+        held = ledger.positions.get(fill.symbol)
+        shortfall = fill.quantity - (0.0 if held is None else held.quantity)
+        if fill.side == "sell" and shortfall > DUST:
+            ledger.apply(FillRecord(fill.symbol, "buy", shortfall, fill.price, 0.0, fill.filled_at))
+        ledger.apply(fill)
+    return ledger

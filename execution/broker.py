@@ -2,12 +2,14 @@
 
 from typing import Protocol
 
-from core.trading import FillView, OrderOutcome, OrderRequest, OrderView
+from core.trading import FillView, OrderOutcome, OrderRequest, OrderView, PortfolioView
 from execution.accounting import Ledger
 
 
 class Broker(Protocol):
     name: str
+    # True when its orders spend real money (a live exchange): the gate's live caps apply.
+    real_money: bool
 
     def submit(self, request: OrderRequest, now_ms: int) -> OrderOutcome:
         """Check the control state and store the order in one guarded transaction."""
@@ -26,3 +28,15 @@ class Broker(Protocol):
     def ledger(self, until_ms: int | None = None) -> Ledger:
         """Positions, cash flow and closed trades from the stored fills (up to ``until_ms``)."""
         ...
+
+    def real_notional_today(self, now_ms: int) -> float:
+        """Real money committed to buys since 00:00 UTC of ``now_ms`` (0 without real money)."""
+        ...
+
+
+class BookKeepingBroker(Broker, Protocol):
+    """A broker the decision engine can run on: it also shows the book and its fills."""
+
+    def portfolio(self, now_ms: int) -> PortfolioView: ...
+
+    def fills(self, after_ms: int | None, until_ms: int) -> list[FillView]: ...

@@ -27,7 +27,7 @@ fee is paid in the quote currency.
 import math
 import uuid
 from dataclasses import asdict, dataclass
-from typing import Literal, cast
+from typing import Literal
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -40,13 +40,19 @@ from core.trading import (
     HoldingView,
     OrderOutcome,
     OrderRequest,
-    OrderStatus,
     OrderView,
     PortfolioView,
-    Side,
     quote_of,
 )
 from execution.accounting import DUST, FillRecord, Ledger, replay
+from execution.order_rules import (
+    check_request,
+    control_refusal,
+    fill_views,
+    order_view,
+    resubmitted,
+    side_of,
+)
 from storage import orders
 from storage.control import ControlState, current_in
 from storage.engine import Database
@@ -61,6 +67,8 @@ _STEP_TOLERANCE = 1e-9
 class PaperBroker:
     """execution.broker.Broker on paper; see the module docstring for the rules."""
 
+    real_money = False
+
     def __init__(self, database: Database, settings: PaperSettings, name: str = "paper") -> None:
         self.name = name
         self._database = database
@@ -71,7 +79,7 @@ class PaperBroker:
 
         Idempotent by ``client_order_id``: a second submission returns the first's outcome.
         """
-        _check_request(request)
+        check_request(request)
         try:
             with guarded_transaction(self._database, exclusive=False) as session:
                 return self._submit_in(session, request, now_ms)
@@ -82,7 +90,7 @@ class PaperBroker:
                 existing = orders.order_by_client_id(session, request.client_order_id)
             if existing is None:
                 raise
-            return _resubmitted(existing)
+            return resubmitted(existing)
 
     def process_fills(self, now_ms: int) -> list[FillView]:
         """Fill every open order whose fill candle has closed by ``now_ms``, in journal order.
@@ -113,34 +121,25 @@ class PaperBroker:
         """
         with guarded_transaction(self._database, exclusive=True) as session:
             cancelled = orders.cancel_open_orders(session, self.name, reason, now_ms)
-            return [_view(row) for row in sorted(cancelled, key=lambda row: row.journal_seq)]
+            return [order_view(row) for row in sorted(cancelled, key=lambda row: row.journal_seq)]
 
     def open_orders(self) -> list[OrderView]:
         with self._database.session_factory() as session:
-            return [_view(row) for row in orders.open_orders(session, self.name)]
+            return [order_view(row) for row in orders.open_orders(session, self.name)]
 
     def ledger(self, until_ms: int | None = None) -> Ledger:
         """The book replayed from the stored fills filled no later than ``until_ms``."""
         with self._database.session_factory() as session:
             return _replay(orders.fills(session, self.name, until_ms=until_ms))
 
+    def real_notional_today(self, _now_ms: int) -> float:
+        """Paper spends no real money."""
+        return 0.0
+
     def fills(self, after_ms: int | None, until_ms: int) -> list[FillView]:
         """The fills booked in (after_ms, until_ms]; all up to until_ms when after_ms is None."""
         with self._database.session_factory() as session:
-            stored = orders.fills(session, self.name, after_ms=after_ms, until_ms=until_ms)
-        return [
-            FillView(
-                order_id=fill.order_id,
-                symbol=fill.symbol,
-                side=_side(fill.side),
-                quantity=fill.quantity,
-                price=fill.price,
-                fee=fill.fee,
-                slippage_fraction=fill.slippage_fraction,
-                filled_at=fill.filled_at,
-            )
-            for fill in stored
-        ]
+            return fill_views(session, self.name, after_ms, until_ms)
 
     def portfolio(self, now_ms: int) -> PortfolioView:
         """The book at ``now_ms`` and at the start of its UTC day, marked at the last closes.
@@ -197,8 +196,8 @@ class PaperBroker:
     def _submit_in(self, session: Session, request: OrderRequest, now_ms: int) -> OrderOutcome:
         existing = orders.order_by_client_id(session, request.client_order_id)
         if existing is not None:
-            return _resubmitted(existing)
-        refusal = _control_refusal(request, current_in(session, request.symbol))
+            return resubmitted(existing)
+        refusal = control_refusal(request, current_in(session, request.symbol))
         if refusal is not None:
             return OrderOutcome("refused", refusal)
         quote = quote_of(request.symbol)
@@ -282,7 +281,7 @@ class PaperBroker:
             fill = FillView(
                 order_id=order.id,
                 symbol=order.symbol,
-                side=_side(order.side),
+                side=side_of(order.side),
                 quantity=quantity,
                 price=price,
                 fee=self._settings.taker_fee * quantity * price,
@@ -330,17 +329,10 @@ def _book(session: Session, broker: str, fills_until_ms: int, mark_at_ms: int) -
 def _replay(stored: list[orders.StoredFill]) -> Ledger:
     return replay(
         FillRecord(
-            fill.symbol, _side(fill.side), fill.quantity, fill.price, fill.fee, fill.filled_at
+            fill.symbol, side_of(fill.side), fill.quantity, fill.price, fill.fee, fill.filled_at
         )
         for fill in stored
     )
-
-
-def _check_request(request: OrderRequest) -> None:
-    if not 0.0 < request.size_fraction <= 1.0:
-        raise ValueError(f"size_fraction must be in (0, 1], not {request.size_fraction}")
-    if not (math.isfinite(request.reference_price) and request.reference_price > 0.0):
-        raise ValueError(f"reference_price must be a positive price, not {request.reference_price}")
 
 
 def _fill_refusal(order: OrderRow, control: ControlState) -> str | None:
@@ -349,14 +341,6 @@ def _fill_refusal(order: OrderRow, control: ControlState) -> str | None:
         return f"HALTED before it filled ({control.reason})"
     if control.state == "PAUSED" and order.side == "buy":
         return f"PAUSED before it filled ({control.reason}): no new entries"
-    return None
-
-
-def _control_refusal(request: OrderRequest, control: ControlState) -> str | None:
-    if control.state == "HALTED" and not request.reduce_only:
-        return f"HALTED ({control.reason}): no new orders until a resume"
-    if control.state == "PAUSED" and request.side == "buy":
-        return f"PAUSED ({control.reason}): exits only, no new buys"
     return None
 
 
@@ -445,34 +429,3 @@ def _fraction(value: float, equity: float) -> float:
     if equity > 0.0:
         return value / equity
     return math.inf if value > 0.0 else 0.0
-
-
-def _resubmitted(row: OrderRow) -> OrderOutcome:
-    if row.status == "rejected":
-        return OrderOutcome("rejected", row.reason, row.id, row.quantity, row.journal_seq)
-    return OrderOutcome(
-        "accepted",
-        f"already submitted as order {row.id} ({row.status})",
-        row.id,
-        row.quantity,
-        row.journal_seq,
-    )
-
-
-def _side(value: str) -> Side:
-    # The orders table's CHECK constraint admits nothing else.
-    return cast(Side, value)
-
-
-def _view(row: OrderRow) -> OrderView:
-    return OrderView(
-        id=row.id,
-        client_order_id=row.client_order_id,
-        symbol=row.symbol,
-        side=_side(row.side),
-        quantity=row.quantity,
-        status=cast(OrderStatus, row.status),
-        reduce_only=row.reduce_only,
-        journal_seq=row.journal_seq,
-        reason=row.reason,
-    )

@@ -14,6 +14,7 @@ from core.decision import Decision, Mode
 from core.hashing import hash_json
 from core.settings import Settings
 from core.timeframes import now_ms, timeframe_ms
+from execution.broker import BookKeepingBroker
 from execution.paper import PaperBroker
 from graph.builder import build_graph
 from graph.record import build_decision
@@ -40,11 +41,11 @@ class DecisionEngine:
     """Builds the graph once; each call reads through MarketView(as_of), decides, persists."""
 
     def __init__(
-        self, settings: Settings, database: Database, broker: PaperBroker | None = None
+        self, settings: Settings, database: Database, broker: BookKeepingBroker | None = None
     ) -> None:
         self._settings = settings
         self._decisions = DecisionStore(database)
-        self.broker = broker or PaperBroker(database, settings.paper)
+        self.broker: BookKeepingBroker = broker or PaperBroker(database, settings.paper)
         self.control = ControlService(database, self.broker, settings)
         control = ControlStore(database)
         api_errors = ApiErrorStore(database.session_factory)

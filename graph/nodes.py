@@ -153,8 +153,9 @@ def gate(state: DecisionState, services: DecisionServices) -> DecisionState:
         exposure_fraction=book.portfolio.exposure_fraction(quote),
         equity=equity.now,
         mode=market.mode,
-        live_notional_today=0.0,  # no live broker in this version: nothing spent live
+        live_notional_today=services.broker.real_notional_today(request.as_of),
         triggers=triggers,
+        real_money=services.broker.real_money,
     )
     safety = evaluate(inputs, settings.limits, settings.safety)
     return {"book": book, "triggers": triggers, "safety": safety}

@@ -55,9 +55,12 @@ class GateInputs:
     # The quote currency's equity now: turns a size into the notional the live caps limit.
     equity: float
     mode: Mode
-    # Quote currency spent on live buys since 00:00 UTC.
+    # Real money committed to buys since 00:00 UTC, from the broker's stored orders and fills.
     live_notional_today: float
     triggers: TriggerReport
+    # Whether the broker sends real-money orders (a live exchange): the live caps apply then,
+    # whatever the mode, as they do to a decision in mode live.
+    real_money: bool = False
 
 
 def check_control_state(action: Action, state: ControlStateName, reason: str) -> SafetyCheck:
@@ -133,7 +136,8 @@ def exposure_room(inputs: GateInputs, limits: RiskLimits, size: float) -> tuple[
 def live_order_cap(
     inputs: GateInputs, safety: SafetySettings, size: float
 ) -> tuple[SafetyCheck, float]:
-    """A live buy's notional may not exceed the per-order cap."""
+    """A live buy's notional (mode live, or any buy of a real-money broker) may not exceed
+    the per-order cap."""
     cap = safety.live_max_order_notional
     return _live_cap("live_order_cap", inputs, size, cap, f"per-order cap {cap:.6g}")
 
@@ -154,7 +158,7 @@ def _live_cap(
     """Clamp a live buy to ``notional_room`` (quote currency). Exits are not capped: holding
     one back would keep risk on, not take it off (and a sell is bounded by the position)."""
     action, mode = inputs.proposal.action, inputs.mode
-    if mode != "live":
+    if mode != "live" and not inputs.real_money:
         return SafetyCheck(name=name, passed=True, detail=f"mode {mode}: no live caps"), size
     if action != "buy":
         return SafetyCheck(name=name, passed=True, detail=f"{action}: not capped"), size

@@ -271,6 +271,10 @@ class OrderRow(Base):
     not_before: Mapped[EpochMs]
     created_at: Mapped[EpochMs]
     updated_at: Mapped[EpochMs]
+    # An exchange broker's: the exchange's id once it confirmed the order (None before, and
+    # for paper orders), and how much of it the exchange reports filled.
+    exchange_order_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    filled_quantity: Mapped[float] = mapped_column(server_default="0", default=0.0)
 
 
 class FillRow(Base):
@@ -287,6 +291,8 @@ class FillRow(Base):
     slippage_fraction: Mapped[float]
     # Booked at the close of the candle whose open priced it (what a decision then may know).
     filled_at: Mapped[EpochMs] = mapped_column(index=True)
+    # The exchange's trade id (exchange fills): a trade polled twice is booked once.
+    exchange_trade_id: Mapped[str | None] = mapped_column(sa.String(64), unique=True, index=True)
 
 
 class ApiErrorRow(Base):

@@ -37,6 +37,7 @@ class NewOrder:
     status: Literal["open", "rejected"]
     reason: str
     not_before: int
+    exchange_order_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def cancel_open_orders(session: Session, broker: str, reason: str, at_ms: int) -
 def close_order(
     session: Session,
     order_id: str,
-    status: Literal["filled", "cancelled"],
+    status: Literal["filled", "cancelled", "rejected"],
     reason: str,
     at_ms: int,
 ) -> bool:
@@ -144,6 +145,75 @@ def close_order(
         .execution_options(synchronize_session=False)
     )
     return cast(sa.CursorResult[Any], result).rowcount == 1
+
+
+def note_exchange_state(
+    session: Session,
+    order_id: str,
+    *,
+    reason: str,
+    at_ms: int,
+    exchange_order_id: str | None = None,
+    filled_quantity: float | None = None,
+) -> bool:
+    """Record what the exchange says of an order still open (its id, how much is filled);
+    False when it was no longer open."""
+    values: dict[str, object] = {"reason": reason, "updated_at": at_ms}
+    if exchange_order_id is not None:
+        values["exchange_order_id"] = exchange_order_id
+    if filled_quantity is not None:
+        values["filled_quantity"] = filled_quantity
+    result = session.execute(
+        sa.update(OrderRow)
+        .where(OrderRow.id == order_id, OrderRow.status == "open")
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return cast(sa.CursorResult[Any], result).rowcount == 1
+
+
+def orders_by_exchange_id(session: Session, broker: str, exchange_ids: list[str]) -> list[OrderRow]:
+    return list(
+        session.scalars(
+            sa.select(OrderRow).where(
+                OrderRow.broker == broker, OrderRow.exchange_order_id.in_(exchange_ids)
+            )
+        )
+    )
+
+
+def booked_trade_ids(session: Session, order_id: str) -> set[str]:
+    """The exchange trade ids already booked as fills of the order."""
+    query = sa.select(FillRow.exchange_trade_id).where(
+        FillRow.order_id == order_id, FillRow.exchange_trade_id.is_not(None)
+    )
+    return {trade_id for trade_id in session.scalars(query) if trade_id is not None}
+
+
+def bought_since(session: Session, broker: str, since_ms: int) -> float:
+    """Quote currency the broker's buys committed since ``since_ms``: what filled (at the fill
+    prices) plus what is still open of the buys placed since (at their reference prices)."""
+    filled = session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(FillRow.quantity * FillRow.price), 0.0))
+        .join(OrderRow, FillRow.order_id == OrderRow.id)
+        .where(OrderRow.broker == broker, FillRow.side == "buy", FillRow.filled_at >= since_ms)
+    )
+    pending = session.scalar(
+        sa.select(
+            sa.func.coalesce(
+                sa.func.sum(
+                    (OrderRow.quantity - OrderRow.filled_quantity) * OrderRow.reference_price
+                ),
+                0.0,
+            )
+        ).where(
+            OrderRow.broker == broker,
+            OrderRow.side == "buy",
+            OrderRow.status == "open",
+            OrderRow.created_at >= since_ms,
+        )
+    )
+    return float(filled or 0.0) + float(pending or 0.0)
 
 
 def list_orders(

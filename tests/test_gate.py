@@ -57,6 +57,7 @@ def inputs(
     live_today: float = 0.0,
     equity: float = EQUITY,
     failing_trigger: str | None = None,
+    real_money: bool = False,
 ) -> GateInputs:
     return GateInputs(
         proposal=offer or proposal(),
@@ -76,6 +77,7 @@ def inputs(
         mode=mode,
         live_notional_today=live_today,
         triggers=triggers(failing_trigger),
+        real_money=real_money,
     )
 
 
@@ -193,6 +195,15 @@ def test_live_caps_do_not_apply_outside_live_mode(mode: Mode) -> None:
     report = judge(inputs(proposal(size=0.05), mode=mode, live_today=1e9))
     assert (report.verdict, report.size) == ("approved", 0.05)
     assert detail(report, "live_order_cap") == f"mode {mode}: no live caps"
+
+
+@pytest.mark.parametrize("mode", ["sim", "replay", "backtest"])
+def test_a_real_money_broker_is_under_the_live_caps_whatever_the_mode(mode: Mode) -> None:
+    report = judge(inputs(proposal(size=0.05), mode=mode, real_money=True))
+    assert report.verdict == "reduced"
+    assert report.size == pytest.approx(SAFETY.live_max_order_notional / EQUITY)
+    spent = SAFETY.live_max_daily_notional
+    assert failed(inputs(mode=mode, live_today=spent, real_money=True)) == ["live_daily_cap"]
 
 
 def test_a_live_buy_is_reduced_to_the_per_order_cap() -> None:

@@ -1,0 +1,79 @@
+"""What every broker applies alike: the request's sanity, the control state's say, the answer
+to a second submission, and the views of stored orders and fills."""
+
+import math
+from typing import cast
+
+from sqlalchemy.orm import Session
+
+from core.trading import FillView, OrderOutcome, OrderRequest, OrderStatus, OrderView, Side
+from storage import orders
+from storage.control import ControlState
+from storage.models import OrderRow
+
+
+def check_request(request: OrderRequest) -> None:
+    if not 0.0 < request.size_fraction <= 1.0:
+        raise ValueError(f"size_fraction must be in (0, 1], not {request.size_fraction}")
+    if not (math.isfinite(request.reference_price) and request.reference_price > 0.0):
+        raise ValueError(f"reference_price must be a positive price, not {request.reference_price}")
+
+
+def control_refusal(request: OrderRequest, control: ControlState) -> str | None:
+    """HALTED lets only reduce-only sells out; PAUSED lets exits out but no buys."""
+    if control.state == "HALTED" and not request.reduce_only:
+        return f"HALTED ({control.reason}): no new orders until a resume"
+    if control.state == "PAUSED" and request.side == "buy":
+        return f"PAUSED ({control.reason}): exits only, no new buys"
+    return None
+
+
+def resubmitted(row: OrderRow) -> OrderOutcome:
+    """The outcome of a submission whose client order id is stored already."""
+    if row.status == "rejected":
+        return OrderOutcome("rejected", row.reason, row.id, row.quantity, row.journal_seq)
+    return OrderOutcome(
+        "accepted",
+        f"already submitted as order {row.id} ({row.status})",
+        row.id,
+        row.quantity,
+        row.journal_seq,
+    )
+
+
+def side_of(value: str) -> Side:
+    # The orders table's CHECK constraint admits nothing else.
+    return cast(Side, value)
+
+
+def order_view(row: OrderRow) -> OrderView:
+    return OrderView(
+        id=row.id,
+        client_order_id=row.client_order_id,
+        symbol=row.symbol,
+        side=side_of(row.side),
+        quantity=row.quantity,
+        status=cast(OrderStatus, row.status),
+        reduce_only=row.reduce_only,
+        journal_seq=row.journal_seq,
+        reason=row.reason,
+    )
+
+
+def fill_views(
+    session: Session, broker: str, after_ms: int | None, until_ms: int
+) -> list[FillView]:
+    """The broker's fills booked in (after_ms, until_ms]; all up to until_ms without after_ms."""
+    return [
+        FillView(
+            order_id=fill.order_id,
+            symbol=fill.symbol,
+            side=side_of(fill.side),
+            quantity=fill.quantity,
+            price=fill.price,
+            fee=fill.fee,
+            slippage_fraction=fill.slippage_fraction,
+            filled_at=fill.filled_at,
+        )
+        for fill in orders.fills(session, broker, after_ms=after_ms, until_ms=until_ms)
+    ]
