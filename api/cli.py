@@ -176,7 +176,14 @@ def serve_command(
         feed = _feed(context, replay, symbol, timeframe)
     except (ServeError, FeedError) as error:
         raise click.ClickException(str(error)) from None
-    service = build_service(settings, database, feed, run_scheduler=not no_scheduler, speed=speed)
+    try:
+        service = build_service(
+            settings, database, feed, run_scheduler=not no_scheduler, speed=speed
+        )
+    except ExchangeConfigError as error:
+        raise click.ClickException(str(error)) from None
+    except ccxt.BaseError as error:  # the start-up reconciliation could not ask the exchange
+        raise click.ClickException(f"exchange broker not reconciled: {error}") from None
     click.echo(
         f"database: {settings.resolved_database_url}\n"
         f"market: {feed.mode} at {service.clock.speed:g}x, "

@@ -5,6 +5,7 @@ sell realises its share of the cost. A trade is closed when the position returns
 its profit is everything realised since it opened. Fees are paid in the quote currency.
 """
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -87,6 +88,13 @@ class Ledger:
             if quote_of(symbol) == quote
         )
         return starting_balance + self.cash_flow.get(quote, 0.0) + held
+
+
+def equity_fraction(value: float, equity: float) -> float:
+    """``value`` as a fraction of ``equity``; infinite when something is held on no equity."""
+    if equity > 0.0:
+        return value / equity
+    return math.inf if value > 0.0 else 0.0
 
 
 def replay(fills: Iterable[FillRecord]) -> Ledger:

@@ -25,7 +25,7 @@ stored fills give the day's flows and the closed trades.
 """
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast
 
 import ccxt
@@ -40,12 +40,13 @@ from core.trading import (
     OrderView,
     PortfolioView,
 )
-from execution.accounting import DUST, FillRecord, Ledger, replay_adopting
+from execution.accounting import DUST, Ledger, replay_adopting
 from execution.exchange_book import Balances, exchange_portfolio
 from execution.exchange_client import exchange_client_id, rejection_reason, trading_client
 from execution.order_rules import (
     check_request,
     control_refusal,
+    fill_records,
     fill_views,
     order_view,
     resubmitted,
@@ -460,11 +461,13 @@ class ExchangeBroker:
             else []
         )
         with self._database.session_factory.begin() as session:
-            booked = self._book_trades(session, order, trades)
+            booked, unbooked = self._book_trades(session, order, trades)
             final = _FINAL_STATUS.get(str(state.get("status")))
             reason = f"{self.name} order {order.exchange_order_id}: {filled:.10g} of " + (
                 f"{order.quantity:.10g} filled, {state.get('status')}"
             )
+            if unbooked:
+                reason += "; " + "; ".join(unbooked)
             orders.note_exchange_state(
                 session, order.id, reason=reason, at_ms=now_ms, filled_quantity=filled
             )
@@ -474,48 +477,21 @@ class ExchangeBroker:
 
     def _book_trades(
         self, session: Session, order: "_Snapshot", trades: list[dict[str, Any]]
-    ) -> list[FillView]:
+    ) -> tuple[list[FillView], list[str]]:
+        """Book the trades not booked yet; also returns what the book could not take in."""
         known = orders.booked_trade_ids(session, order.id)
-        base, _, quote = order.symbol.partition("/")
         booked: list[FillView] = []
+        unbooked: list[str] = []
         for trade in trades:
             trade_id = str(trade["id"])
             if trade_id in known:
                 continue
-            price, amount = float(trade["price"]), float(trade["amount"])
-            fee = trade.get("fee") or {}
-            cost, currency = float(fee.get("cost") or 0.0), fee.get("currency")
-            # The fee in the quote currency: Binance takes it from what the trade brought in.
-            fee_in_quote = cost * price if currency == base else cost
-            if currency not in (None, base, quote):
-                fee_in_quote = 0.0  # paid in a third currency (BNB): not the book's cash
-            sign = 1.0 if order.side == "buy" else -1.0
-            fill = FillView(
-                order_id=order.id,
-                symbol=order.symbol,
-                side=side_of(order.side),
-                quantity=amount,
-                price=price,
-                fee=fee_in_quote,
-                slippage_fraction=sign * (price - order.reference_price) / order.reference_price,
-                filled_at=int(trade["timestamp"]),
-            )
-            orders.add_fill(
-                session,
-                FillRow(
-                    order_id=fill.order_id,
-                    symbol=fill.symbol,
-                    side=fill.side,
-                    quantity=fill.quantity,
-                    price=fill.price,
-                    fee=fill.fee,
-                    slippage_fraction=fill.slippage_fraction,
-                    filled_at=fill.filled_at,
-                    exchange_trade_id=trade_id,
-                ),
-            )
+            fill, note = _fill_of(order, trade)
+            orders.add_fill(session, FillRow(**asdict(fill), exchange_trade_id=trade_id))
             booked.append(fill)
-        return booked
+            if note is not None:
+                unbooked.append(note)
+        return booked, unbooked
 
     # --- adopting what the exchange has and the database does not -------------------------------
 
@@ -622,6 +598,40 @@ class _Snapshot:
         )
 
 
+def _fill_of(order: _Snapshot, trade: dict[str, Any]) -> tuple[FillView, str | None]:
+    """A trade as a fill, its fee in the quote currency, and a note when a fee is not in it.
+
+    Binance takes the commission from what the trade brings in: on a buy, from the coins. The
+    fill then holds the coins received, and the commission, valued at the trade's price, is
+    its fee: the cash paid (quantity × price + fee) is what the exchange debited, and the
+    position is what the account holds.
+    """
+    base, _, quote = order.symbol.partition("/")
+    price, quantity = float(trade["price"]), float(trade["amount"])
+    fee = trade.get("fee") or {}
+    cost, currency = float(fee.get("cost") or 0.0), fee.get("currency")
+    note = None
+    if currency == base:
+        quantity, fee_in_quote = quantity - cost, cost * price
+    elif currency in (None, quote):
+        fee_in_quote = cost
+    else:  # a third currency (BNB): not the book's cash, and said so on the order
+        fee_in_quote = 0.0
+        note = f"fee of {cost:.10g} {currency} on trade {trade['id']} is not in the book"
+    sign = 1.0 if order.side == "buy" else -1.0
+    fill = FillView(
+        order_id=order.id,
+        symbol=order.symbol,
+        side=side_of(order.side),
+        quantity=quantity,
+        price=price,
+        fee=fee_in_quote,
+        slippage_fraction=sign * (price - order.reference_price) / order.reference_price,
+        filled_at=int(trade["timestamp"]),
+    )
+    return fill, note
+
+
 def _size(
     request: OrderRequest, book: Balances, portfolio: PortfolioView, taker_fee: float
 ) -> float | str:
@@ -647,12 +657,7 @@ def _size(
 
 
 def _replay(stored: list[orders.StoredFill]) -> Ledger:
-    return replay_adopting(
-        FillRecord(
-            fill.symbol, side_of(fill.side), fill.quantity, fill.price, fill.fee, fill.filled_at
-        )
-        for fill in stored
-    )
+    return replay_adopting(fill_records(stored))
 
 
 def _exchange_order(order: dict[str, Any]) -> ExchangeOrder:

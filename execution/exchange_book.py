@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from core.settings import Settings
 from core.timeframes import floor_to
 from core.trading import CurrencyView, HoldingView, PortfolioView, quote_of
-from execution.accounting import DUST, FillRecord, replay_adopting
-from execution.order_rules import side_of
+from execution.accounting import DUST, equity_fraction, replay_adopting
+from execution.order_rules import fill_records
 from storage import orders
 
 DAY_MS = 86_400_000
@@ -39,11 +39,7 @@ def exchange_portfolio(
 ) -> PortfolioView:
     day_start = floor_to(now_ms, DAY_MS)
     stored = orders.fills(session, broker, until_ms=now_ms)
-    ledger = replay_adopting(
-        FillRecord(fill.symbol, side_of(fill.side), fill.quantity, fill.price, fill.fee,
-                   fill.filled_at)
-        for fill in stored
-    )  # fmt: skip
+    ledger = replay_adopting(fill_records(stored))
     cash_today: defaultdict[str, float] = defaultdict(float)
     bought_today: defaultdict[str, float] = defaultdict(float)
     newest_price: dict[str, float] = {}
@@ -88,7 +84,7 @@ def exchange_portfolio(
             cash=cash,
             equity=equity,
             day_start_equity=cash - cash_today[quote] + value_at_start[quote],
-            exposure_fraction=_fraction(value_now[quote], equity),
+            exposure_fraction=equity_fraction(value_now[quote], equity),
         )
     holdings: dict[str, HoldingView] = {}
     for symbol, (quantity, price) in sorted(held.items()):
@@ -101,7 +97,7 @@ def exchange_portfolio(
             quantity=quantity,
             cost=cost,
             mark_price=price,
-            fraction=_fraction(quantity * price, currencies[quote_of(symbol)].equity),
+            fraction=equity_fraction(quantity * price, currencies[quote_of(symbol)].equity),
         )
     open_buys = {
         promised.symbol: promised.notional
@@ -116,9 +112,3 @@ def exchange_portfolio(
         closed_trades=tuple(ledger.closed_trades),
         open_buy_notional=open_buys,
     )
-
-
-def _fraction(value: float, equity: float) -> float:
-    if equity > 0.0:
-        return value / equity
-    return float("inf") if value > 0.0 else 0.0

@@ -2,11 +2,13 @@
 to a second submission, and the views of stored orders and fills."""
 
 import math
+from collections.abc import Iterable, Iterator
 from typing import cast
 
 from sqlalchemy.orm import Session
 
 from core.trading import FillView, OrderOutcome, OrderRequest, OrderStatus, OrderView, Side
+from execution.accounting import FillRecord
 from storage import orders
 from storage.control import ControlState
 from storage.models import OrderRow
@@ -58,6 +60,14 @@ def order_view(row: OrderRow) -> OrderView:
         journal_seq=row.journal_seq,
         reason=row.reason,
     )
+
+
+def fill_records(stored: Iterable[orders.StoredFill]) -> Iterator[FillRecord]:
+    """Stored fills as the ledger replays them."""
+    for fill in stored:
+        yield FillRecord(
+            fill.symbol, side_of(fill.side), fill.quantity, fill.price, fill.fee, fill.filled_at
+        )
 
 
 def fill_views(

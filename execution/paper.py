@@ -44,10 +44,11 @@ from core.trading import (
     PortfolioView,
     quote_of,
 )
-from execution.accounting import DUST, FillRecord, Ledger, replay
+from execution.accounting import DUST, Ledger, equity_fraction, replay
 from execution.order_rules import (
     check_request,
     control_refusal,
+    fill_records,
     fill_views,
     order_view,
     resubmitted,
@@ -167,7 +168,7 @@ class PaperBroker:
                 cash=start + now.ledger.cash_flow.get(quote, 0.0),
                 equity=equity,
                 day_start_equity=opening.equity(quote, start),
-                exposure_fraction=_fraction(now.held_value(quote), equity),
+                exposure_fraction=equity_fraction(now.held_value(quote), equity),
             )
         holdings = {
             symbol: HoldingView(
@@ -176,7 +177,7 @@ class PaperBroker:
                 quantity=position.quantity,
                 cost=position.cost,
                 mark_price=now.marks[symbol],
-                fraction=_fraction(
+                fraction=equity_fraction(
                     position.value(now.marks[symbol]), currencies[quote_of(symbol)].equity
                 ),
             )
@@ -327,12 +328,7 @@ def _book(session: Session, broker: str, fills_until_ms: int, mark_at_ms: int) -
 
 
 def _replay(stored: list[orders.StoredFill]) -> Ledger:
-    return replay(
-        FillRecord(
-            fill.symbol, side_of(fill.side), fill.quantity, fill.price, fill.fee, fill.filled_at
-        )
-        for fill in stored
-    )
+    return replay(fill_records(stored))
 
 
 def _fill_refusal(order: OrderRow, control: ControlState) -> str | None:
@@ -423,9 +419,3 @@ def _fill_price(
     participation = min(1.0, notional / traded) if traded > 0.0 else 1.0
     adverse = settings.spread_fraction + settings.impact_coefficient * participation
     return open_price * (1.0 + adverse if side == "buy" else 1.0 - adverse)
-
-
-def _fraction(value: float, equity: float) -> float:
-    if equity > 0.0:
-        return value / equity
-    return math.inf if value > 0.0 else 0.0

@@ -192,9 +192,12 @@ def booked_trade_ids(session: Session, order_id: str) -> set[str]:
 
 def bought_since(session: Session, broker: str, since_ms: int) -> float:
     """Quote currency the broker's buys committed since ``since_ms``: what filled (at the fill
-    prices) plus what is still open of the buys placed since (at their reference prices)."""
+    prices, fees included) plus what is still open of the buys placed since (at their
+    reference prices)."""
     filled = session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(FillRow.quantity * FillRow.price), 0.0))
+        sa.select(
+            sa.func.coalesce(sa.func.sum(FillRow.quantity * FillRow.price + FillRow.fee), 0.0)
+        )
         .join(OrderRow, FillRow.order_id == OrderRow.id)
         .where(OrderRow.broker == broker, FillRow.side == "buy", FillRow.filled_at >= since_ms)
     )

@@ -9,7 +9,8 @@ price, a LIMIT order fills when it crosses it and rests otherwise, locking its b
 commission (0.1 %) is taken from what the trade brings in, as Binance does without BNB.
 Faults: ``drop_after_accept`` accepts the next new order and closes the connection with no
 answer; ``drop_before_accept`` closes it before the order is taken; ``reject_next`` answers
-the next new order with the given (code, msg)."""
+the next new order with the given (code, msg); ``answer_delay_seconds`` holds back the answer
+to a new order already taken."""
 
 import hashlib
 import hmac
@@ -53,6 +54,8 @@ class OrderDesk:
     drop_after_accept: int = 0
     drop_before_accept: int = 0
     reject_next: tuple[int, str] | None = None
+    # How long a new order's answer takes once the order is taken.
+    answer_delay_seconds: float = 0.0
     assets: dict[str, tuple[str, str]] = field(default_factory=dict)  # id: (base, quote)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _next_id: int = 1000
@@ -338,6 +341,8 @@ def binance_order_server(desk: OrderDesk, symbols: list[str]) -> Iterator[OrderS
             except RefusedError as refusal:
                 self._json(refusal.status, {"code": refusal.code, "msg": refusal.msg})
                 return
+            if new_order:
+                time.sleep(desk.answer_delay_seconds)
             self._json(200, body)
 
         def _drop(self) -> None:

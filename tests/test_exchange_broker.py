@@ -4,16 +4,21 @@ rejection mapped; a lost answer retried without doubling the order; panic cancel
 open exchange order and nothing sent after HALTED; start-up reconciliation; live refused
 unless enabled; the sandbox's URLs."""
 
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from binance_orders import API_KEY, API_SECRET, INSUFFICIENT, OrderDesk, binance_order_server
+from click.testing import CliRunner
 from pydantic import SecretStr
 
+from api.cli import cli
 from core.settings import BrokerSettings, Settings
 from core.timeframes import now_ms
-from core.trading import OrderRequest
+from core.trading import OrderOutcome, OrderRequest
 from execution.exchange import ExchangeBroker
 from execution.exchange_client import ExchangeConfigError, exchange_client_id, trading_client
 from safety.control import ControlService
@@ -65,10 +70,11 @@ def test_a_market_buy_is_stored_sent_with_its_client_id_and_booked_from_its_trad
     # 10 % of 10 000 USDT at 50 000, rounded to the 0.00001 step.
     assert float(sent["origQty"]) == pytest.approx(0.02)
     (fill,) = broker.process_fills(now_ms())
-    assert fill.quantity == pytest.approx(0.02)
+    # The commission is taken from the BTC bought; the book shows it in USDT.
+    assert fill.quantity == pytest.approx(0.02 * 0.999)
     assert fill.price == PRICE
-    # The commission is taken in BTC; the book shows it in USDT.
     assert fill.fee == pytest.approx(0.02 * 0.001 * PRICE)
+    assert fill.quantity * fill.price + fill.fee == pytest.approx(1000.0)  # what was debited
     assert broker.process_fills(now_ms()) == []  # a trade polled twice is booked once
     with database.session_factory() as session:
         row = session.get(OrderRow, outcome.order_id)
@@ -91,7 +97,7 @@ def test_a_resting_limit_order_fills_partly_then_is_cancelled(
     assert [order.status for order in broker.open_orders()] == ["open"]
     desk.trade("BTCUSDT", 48_900.0, max_quantity=0.005)
     (part,) = broker.process_fills(now_ms())
-    assert part.quantity == pytest.approx(0.005)
+    assert part.quantity == pytest.approx(0.005 * 0.999)
     assert part.price == 49_000.0
     (view,) = broker.open_orders()
     assert view.reason.endswith("0.005 of 0.0204 filled, open")
@@ -205,6 +211,30 @@ def test_panic_cancels_every_open_exchange_order_and_nothing_is_sent_after_halte
     assert len(desk.new_orders()) == sent
 
 
+def test_a_send_under_way_when_panic_starts_goes_first_and_is_then_cancelled(
+    database: Database, desk: OrderDesk, base_url: str
+) -> None:
+    settings = settings_for(base_url, order_type="limit")
+    broker = ExchangeBroker(database, settings)
+    desk.answer_delay_seconds = 1.0
+    outcomes: list[OrderOutcome] = []
+    sending = threading.Thread(
+        target=lambda: outcomes.append(broker.submit(buy("in-flight", price=40_000.0), now_ms()))
+    )
+    sending.start()
+    deadline = time.monotonic() + 5.0
+    while not desk.orders and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert desk.orders, "the order never reached the exchange"
+    report = ControlService(database, broker, settings).panic("test", "drill", now_ms())
+    sending.join(10)
+    (outcome,) = outcomes
+    # HALTED waited for the send under way; the cancellation after it caught the order.
+    assert outcome.status == "accepted"
+    assert report.cancelled_order_ids == (outcome.order_id,)
+    assert desk.open_orders("BTCUSDT") == []
+
+
 def test_start_up_reconciliation_adopts_the_exchange_truth_and_reports_it(
     database: Database, desk: OrderDesk, base_url: str
 ) -> None:
@@ -262,3 +292,33 @@ def test_long_client_ids_are_shortened_to_what_binance_accepts() -> None:
     assert len(short) <= 36
     assert short == exchange_client_id(panic_id)
     assert exchange_client_id("decision-1") == "decision-1"
+
+
+def test_sigmax_status_and_panic_show_and_cancel_the_exchange_orders(
+    tmp_path: Path, desk: OrderDesk, base_url: str
+) -> None:
+    env = {
+        "SIGMAX_HOME": str(tmp_path),
+        "SIGMAX_SYMBOLS": "BTC/USDT",
+        "SIGMAX_BROKER__KIND": "exchange",
+        "SIGMAX_BROKER__REST_BASE_URL": base_url,
+        "SIGMAX_BROKER__API_KEY": API_KEY,
+        "SIGMAX_BROKER__API_SECRET": API_SECRET,
+    }
+    outside = trading_client(settings_for(base_url).broker)
+    outside.create_order("BTC/USDT", "limit", "buy", 0.01, 41_000.0)
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["status"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "binance-test open orders: 1" in shown.output
+    assert "USDT: 9590 free, 410 locked" in shown.output
+    assert API_SECRET not in shown.output
+    panicked = runner.invoke(cli, ["panic", "--reason", "drill"], env=env)
+    assert panicked.exit_code == 0, panicked.output
+    assert "1 open orders cancelled" in panicked.output
+    assert desk.open_orders("BTCUSDT") == []
+    assert "binance-test open orders: 0" in runner.invoke(cli, ["status"], env=env).output
+    keyless = {name: value for name, value in env.items() if "API_" not in name}
+    refused = runner.invoke(cli, ["status"], env=keyless)
+    assert refused.exit_code == 1
+    assert "needs SIGMAX_BROKER__API_KEY and SIGMAX_BROKER__API_SECRET" in refused.output
