@@ -41,7 +41,7 @@ from core.trading import (
     PortfolioView,
 )
 from execution.accounting import DUST, Ledger, replay_adopting
-from execution.exchange_book import Balances, exchange_portfolio
+from execution.exchange_book import Balances, UnpricedHoldingError, exchange_portfolio
 from execution.exchange_client import exchange_client_id, rejection_reason, trading_client
 from execution.order_rules import (
     check_request,
@@ -183,7 +183,7 @@ class ExchangeBroker:
                     foreign.append(listed_order)
         for order in ours:
             try:
-                self._sync(order, now_ms, missing_reason=f"{reason}: not on {self.name}")
+                self._sync(order, now_ms, closing=reason)
             except ccxt.BaseError as error:
                 problems.append(f"order {order.id}: status unknown: {_said(error)}")
         with self._database.session_factory() as session:
@@ -298,7 +298,10 @@ class ExchangeBroker:
             refusal = control_refusal(request, current_in(session, request.symbol))
             if refusal is not None:
                 return OrderOutcome("refused", refusal)
-            portfolio = exchange_portfolio(session, self.name, self._settings, book, now_ms)
+            try:
+                portfolio = exchange_portfolio(session, self.name, self._settings, book, now_ms)
+            except UnpricedHoldingError as error:
+                return OrderOutcome("refused", f"cannot size the order: {error}")
             sized = _size(request, book, portfolio, float(market.get("taker") or 0.0))
             if isinstance(sized, str):
                 return OrderOutcome("refused", sized)
@@ -432,22 +435,22 @@ class ExchangeBroker:
 
     # --- polling --------------------------------------------------------------------------------
 
-    def _sync(
-        self, order: "_Snapshot", now_ms: int, missing_reason: str | None = None
-    ) -> list[FillView]:
-        """Bring one stored order up to what the exchange says: new trades booked, status."""
+    def _sync(self, order: "_Snapshot", now_ms: int, closing: str | None = None) -> list[FillView]:
+        """Bring one stored order up to what the exchange says: new trades booked, status.
+
+        ``closing``: why the caller cancelled it (the panic), kept in a cancelled order's reason.
+        """
         if order.exchange_order_id is None:
             found = self._find_by_client_id(order.symbol, exchange_client_id(order.client_order_id))
             if found is None:
-                why = missing_reason or f"never reached {self.name} (its client id is unknown)"
+                why = f"never reached {self.name} (its client id is unknown)"
                 with self._database.session_factory.begin() as session:
-                    orders.close_order(
-                        session,
-                        order.id,
-                        "cancelled" if missing_reason else "rejected",
-                        why,
-                        now_ms,
-                    )
+                    if closing is None:
+                        orders.close_order(session, order.id, "rejected", why, now_ms)
+                    else:
+                        orders.close_order(
+                            session, order.id, "cancelled", f"{closing}: {why}", now_ms
+                        )
                 return []
             self._confirmed(order, found, now_ms, "found by client id")
             order = order.with_exchange_id(str(found["id"]))
@@ -471,6 +474,8 @@ class ExchangeBroker:
             orders.note_exchange_state(
                 session, order.id, reason=reason, at_ms=now_ms, filled_quantity=filled
             )
+            if final == "cancelled" and closing is not None:
+                reason = f"{closing}: {reason}"
             if final is not None:
                 orders.close_order(session, order.id, final, reason, now_ms)
         return booked
@@ -626,7 +631,12 @@ def _fill_of(order: _Snapshot, trade: dict[str, Any]) -> tuple[FillView, str | N
         quantity=quantity,
         price=price,
         fee=fee_in_quote,
-        slippage_fraction=sign * (price - order.reference_price) / order.reference_price,
+        # An adopted market order has no reference price: no slippage to measure against.
+        slippage_fraction=(
+            sign * (price - order.reference_price) / order.reference_price
+            if order.reference_price > 0.0
+            else 0.0
+        ),
         filled_at=int(trade["timestamp"]),
     )
     return fill, note

@@ -104,6 +104,7 @@ def test_a_resting_limit_order_fills_partly_then_is_cancelled(
     (cancelled,) = broker.cancel_all("test", now_ms())
     assert cancelled.id == outcome.order_id
     assert cancelled.status == "cancelled"
+    assert cancelled.reason.startswith("test: binance-test order")
     assert server_orders(desk)[0]["status"] == "CANCELED"
     assert desk.balances["USDT"][1] == pytest.approx(0.0)  # nothing left locked
 
