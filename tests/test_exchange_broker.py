@@ -17,11 +17,14 @@ from pydantic import SecretStr
 
 from api.cli import cli
 from core.settings import BrokerSettings, Settings
-from core.timeframes import now_ms
+from core.timeframes import floor_to, now_ms
 from core.trading import OrderOutcome, OrderRequest
 from execution.exchange import ExchangeBroker
 from execution.exchange_client import ExchangeConfigError, exchange_client_id, trading_client
+from graph.engine import DecisionEngine
+from ingestion.sim import simulate_candles
 from safety.control import ControlService
+from storage.candles import CandleStore
 from storage.engine import Database
 from storage.models import OrderRow, SafetyEventRow
 
@@ -323,3 +326,33 @@ def test_sigmax_status_and_panic_show_and_cancel_the_exchange_orders(
     refused = runner.invoke(cli, ["status"], env=keyless)
     assert refused.exit_code == 1
     assert "needs SIGMAX_BROKER__API_KEY and SIGMAX_BROKER__API_SECRET" in refused.output
+
+
+def test_decisions_on_a_real_money_broker_run_under_the_live_caps(
+    database: Database, base_url: str
+) -> None:
+    step = 300_000
+    newest_close = floor_to(now_ms(), step)
+    candles = simulate_candles("BTC/USDT", "5m", newest_close - 300 * step, 300, seed=3)
+    CandleStore(database.session_factory).insert_candles(candles)
+    live = settings_for(base_url, sandbox=False, live_trading=True)
+    engine = DecisionEngine(live, database, ExchangeBroker(database, live))
+    decision = engine.decide("BTC/USDT", "5m", newest_close, place_orders=False)
+    checks = {check.name: check.detail for check in decision.safety.checks}
+    assert "no live caps" not in checks["live_order_cap"]
+    assert "no live caps" not in checks["live_daily_cap"]
+    paper = DecisionEngine(Settings(symbols=("BTC/USDT",)), database)
+    on_paper = paper.decide("BTC/USDT", "5m", newest_close, place_orders=False)
+    paper_checks = {check.name: check.detail for check in on_paper.safety.checks}
+    assert paper_checks["live_order_cap"] == "mode sim: no live caps"
+    assert on_paper.config_hash != decision.config_hash
+
+
+def test_coins_held_with_no_price_stored_refuse_the_order_saying_what_to_fetch(
+    database: Database, desk: OrderDesk, base_url: str
+) -> None:
+    desk.balances["BTC"] = [0.5, 0.0]
+    outcome = ExchangeBroker(database, settings_for(base_url)).submit(buy("unpriced"), now_ms())
+    assert outcome.status == "refused"
+    assert "no 5m close of BTC/USDT stored to value it: fetch its candles first" in outcome.reason
+    assert desk.new_orders() == []
