@@ -44,10 +44,12 @@ from execution.accounting import DUST, Ledger, replay_adopting
 from execution.exchange_book import Balances, UnpricedHoldingError, exchange_portfolio
 from execution.exchange_client import exchange_client_id, rejection_reason, trading_client
 from execution.order_rules import (
+    StoredOrderReads,
+    answered_already,
     check_request,
     control_refusal,
     fill_records,
-    fill_views,
+    new_order,
     order_view,
     resubmitted,
     side_of,
@@ -104,7 +106,7 @@ class ExchangeSnapshot:
     balances: dict[str, tuple[float, float]]  # currency: (free, locked)
 
 
-class ExchangeBroker:
+class ExchangeBroker(StoredOrderReads):
     """An exchange's account as a Broker; see the module docstring for the rules."""
 
     def __init__(self, database: Database, settings: Settings, client: Any | None = None) -> None:
@@ -198,18 +200,10 @@ class ExchangeBroker:
             )
         return cancelled
 
-    def open_orders(self) -> list[OrderView]:
-        with self._database.session_factory() as session:
-            return [order_view(row) for row in orders.open_orders(session, self.name)]
-
     def ledger(self, until_ms: int | None = None) -> Ledger:
         """The stored fills replayed; coins sold that no stored fill bought are adopted."""
         with self._database.session_factory() as session:
             return _replay(orders.fills(session, self.name, until_ms=until_ms))
-
-    def fills(self, after_ms: int | None, until_ms: int) -> list[FillView]:
-        with self._database.session_factory() as session:
-            return fill_views(session, self.name, after_ms, until_ms)
 
     def real_notional_today(self, now_ms: int) -> float:
         if not self.real_money:
@@ -292,12 +286,9 @@ class ExchangeBroker:
         self, request: OrderRequest, market: dict[str, Any], book: Balances, now_ms: int
     ) -> "_Snapshot | OrderOutcome":
         with guarded_transaction(self._database, exclusive=False) as session:
-            existing = orders.order_by_client_id(session, request.client_order_id)
-            if existing is not None:
-                return resubmitted(existing)
-            refusal = control_refusal(request, current_in(session, request.symbol))
-            if refusal is not None:
-                return OrderOutcome("refused", refusal)
+            answered = answered_already(session, request)
+            if answered is not None:
+                return answered
             try:
                 portfolio = exchange_portfolio(session, self.name, self._settings, book, now_ms)
             except UnpricedHoldingError as error:
@@ -308,20 +299,12 @@ class ExchangeBroker:
             quantity, problem = self._fit(request, market, sized)
             row = orders.add_order(
                 session,
-                orders.NewOrder(
-                    id=str(uuid.uuid4()),
-                    client_order_id=request.client_order_id,
-                    decision_id=request.decision_id,
-                    broker=self.name,
-                    symbol=request.symbol,
-                    timeframe=request.timeframe,
-                    side=request.side,
-                    quantity=quantity,
-                    reference_price=request.reference_price,
-                    reduce_only=request.reduce_only,
-                    status="rejected" if problem else "open",
-                    reason=problem or f"{SENDING}{self.name}",
-                    not_before=request.not_before,
+                new_order(
+                    request,
+                    self.name,
+                    quantity,
+                    "rejected" if problem else "open",
+                    problem or f"{SENDING}{self.name}",
                 ),
                 now_ms,
             )

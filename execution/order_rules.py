@@ -2,15 +2,17 @@
 to a second submission, and the views of stored orders and fills."""
 
 import math
+import uuid
 from collections.abc import Iterable, Iterator
-from typing import cast
+from typing import Literal, cast
 
 from sqlalchemy.orm import Session
 
 from core.trading import FillView, OrderOutcome, OrderRequest, OrderStatus, OrderView, Side
 from execution.accounting import FillRecord
 from storage import orders
-from storage.control import ControlState
+from storage.control import ControlState, current_in
+from storage.engine import Database
 from storage.models import OrderRow
 
 
@@ -30,6 +32,34 @@ def control_refusal(request: OrderRequest, control: ControlState) -> str | None:
     return None
 
 
+def answered_already(session: Session, request: OrderRequest) -> OrderOutcome | None:
+    """Inside the guard, before sizing: the first outcome of a client order id stored
+    already, or the control state's refusal; None when the order may go on."""
+    existing = orders.order_by_client_id(session, request.client_order_id)
+    if existing is not None:
+        return resubmitted(existing)
+    refusal = control_refusal(request, current_in(session, request.symbol))
+    if refusal is not None:
+        return OrderOutcome("refused", refusal)
+    return None
+
+
+class StoredOrderReads:
+    """What a broker reads back of its own stored orders and fills, by its name."""
+
+    name: str
+    _database: Database
+
+    def open_orders(self) -> list[OrderView]:
+        with self._database.session_factory() as session:
+            return [order_view(row) for row in orders.open_orders(session, self.name)]
+
+    def fills(self, after_ms: int | None, until_ms: int) -> list[FillView]:
+        """The fills booked in (after_ms, until_ms]; all up to until_ms when after_ms is None."""
+        with self._database.session_factory() as session:
+            return fill_views(session, self.name, after_ms, until_ms)
+
+
 def resubmitted(row: OrderRow) -> OrderOutcome:
     """The outcome of a submission whose client order id is stored already."""
     if row.status == "rejected":
@@ -40,6 +70,31 @@ def resubmitted(row: OrderRow) -> OrderOutcome:
         row.id,
         row.quantity,
         row.journal_seq,
+    )
+
+
+def new_order(
+    request: OrderRequest,
+    broker: str,
+    quantity: float,
+    status: Literal["open", "rejected"],
+    reason: str,
+) -> orders.NewOrder:
+    """The row to store for ``request``, under a new id."""
+    return orders.NewOrder(
+        id=str(uuid.uuid4()),
+        client_order_id=request.client_order_id,
+        decision_id=request.decision_id,
+        broker=broker,
+        symbol=request.symbol,
+        timeframe=request.timeframe,
+        side=request.side,
+        quantity=quantity,
+        reference_price=request.reference_price,
+        reduce_only=request.reduce_only,
+        status=status,
+        reason=reason,
+        not_before=request.not_before,
     )
 
 

@@ -25,7 +25,6 @@ fee is paid in the quote currency.
 """
 
 import math
-import uuid
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -46,10 +45,11 @@ from core.trading import (
 )
 from execution.accounting import DUST, Ledger, equity_fraction, replay
 from execution.order_rules import (
+    StoredOrderReads,
+    answered_already,
     check_request,
-    control_refusal,
     fill_records,
-    fill_views,
+    new_order,
     order_view,
     resubmitted,
     side_of,
@@ -65,7 +65,7 @@ DAY_MS = 86_400_000
 _STEP_TOLERANCE = 1e-9
 
 
-class PaperBroker:
+class PaperBroker(StoredOrderReads):
     """execution.broker.Broker on paper; see the module docstring for the rules."""
 
     real_money = False
@@ -124,10 +124,6 @@ class PaperBroker:
             cancelled = orders.cancel_open_orders(session, self.name, reason, now_ms)
             return [order_view(row) for row in sorted(cancelled, key=lambda row: row.journal_seq)]
 
-    def open_orders(self) -> list[OrderView]:
-        with self._database.session_factory() as session:
-            return [order_view(row) for row in orders.open_orders(session, self.name)]
-
     def ledger(self, until_ms: int | None = None) -> Ledger:
         """The book replayed from the stored fills filled no later than ``until_ms``."""
         with self._database.session_factory() as session:
@@ -136,11 +132,6 @@ class PaperBroker:
     def real_notional_today(self, _now_ms: int) -> float:
         """Paper spends no real money."""
         return 0.0
-
-    def fills(self, after_ms: int | None, until_ms: int) -> list[FillView]:
-        """The fills booked in (after_ms, until_ms]; all up to until_ms when after_ms is None."""
-        with self._database.session_factory() as session:
-            return fill_views(session, self.name, after_ms, until_ms)
 
     def portfolio(self, now_ms: int) -> PortfolioView:
         """The book at ``now_ms`` and at the start of its UTC day, marked at the last closes.
@@ -195,12 +186,9 @@ class PaperBroker:
     # --- submitting ---------------------------------------------------------------------------
 
     def _submit_in(self, session: Session, request: OrderRequest, now_ms: int) -> OrderOutcome:
-        existing = orders.order_by_client_id(session, request.client_order_id)
-        if existing is not None:
-            return resubmitted(existing)
-        refusal = control_refusal(request, current_in(session, request.symbol))
-        if refusal is not None:
-            return OrderOutcome("refused", refusal)
+        answered = answered_already(session, request)
+        if answered is not None:
+            return answered
         quote = quote_of(request.symbol)
         start = self._settings.starting_balances.get(quote)
         if start is None:
@@ -218,21 +206,7 @@ class PaperBroker:
         status, quantity, reason = _fit(request, sized, orders.instrument(session, request.symbol))
         row = orders.add_order(
             session,
-            orders.NewOrder(
-                id=str(uuid.uuid4()),
-                client_order_id=request.client_order_id,
-                decision_id=request.decision_id,
-                broker=self.name,
-                symbol=request.symbol,
-                timeframe=request.timeframe,
-                side=request.side,
-                quantity=quantity,
-                reference_price=request.reference_price,
-                reduce_only=request.reduce_only,
-                status=status,
-                reason=reason,
-                not_before=request.not_before,
-            ),
+            new_order(request, self.name, quantity, status, reason),
             now_ms,
         )
         return OrderOutcome(
