@@ -21,6 +21,7 @@ from graph.engine import DecisionEngine
 from ingestion.candle_file import CandleFileError
 from ingestion.coins import CoinDetector
 from ingestion.exchange_candles import CandleFetcher, public_client
+from ingestion.exchange_feed import ExchangeFeed
 from ingestion.feeds import (
     CandleFeed,
     FeedError,
@@ -35,6 +36,7 @@ from ingestion.news_score import NewsScorer
 from ingestion.research_poller import ResearchPoller
 from ingestion.research_sources import configured_sources
 from ingestion.sim_feed import RealDataPresentError, extend_simulation
+from ingestion.symbols import check_listed
 from safety.control import ControlError, ControlService
 from storage.api_errors import ApiErrorStore
 from storage.api_keys import SCOPES, ApiKeyError, ApiKeyStore
@@ -150,6 +152,12 @@ def demo(context: Context, bars: int) -> None:
     "SIGMAX_SERVICE__REPLAY_SPEED).",
 )
 @click.option("--no-scheduler", is_flag=True, help="Serve the API only; decide on request.")
+@click.option(
+    "--exchange",
+    "exchange_id",
+    help="Decide on closed candles from this exchange (a ccxt id, e.g. binance), in real time.",
+)
+@click.option("--rest-url", help="With --exchange: send its REST requests here (proxy, mirror).")
 @pass_context
 def serve_command(
     context: Context,
@@ -160,6 +168,8 @@ def serve_command(
     timeframe: str | None,
     speed: float | None,
     no_scheduler: bool,
+    exchange_id: str | None,
+    rest_url: str | None,
 ) -> None:
     """Run the REST service: decide at each candle close of each configured symbol (the
     simulated market by default, offline), and serve /api/v1 (docs at /docs)."""
@@ -169,7 +179,12 @@ def serve_command(
     database = context.database
     try:
         ensure_api_key(ApiKeyStore(database), host, _say)
-        feed = _feed(context, replay, symbol, timeframe)
+        if exchange_id is not None:
+            if replay is not None or speed is not None:
+                raise click.UsageError("--exchange runs in real time: no --replay or --speed")
+            feed: CandleFeed = exchange_feed(context, exchange_id, rest_url)
+        else:
+            feed = _feed(context, replay, symbol, timeframe)
     except (ServeError, FeedError) as error:
         raise click.ClickException(str(error)) from None
     service = build_service(settings, database, feed, run_scheduler=not no_scheduler, speed=speed)
@@ -186,6 +201,30 @@ def _say(text: str) -> None:
     click.echo(text)
 
 
+def configured_series(settings: Settings) -> tuple[Series, ...]:
+    return tuple(
+        Series(symbol, timeframe)
+        for symbol in settings.symbols
+        for timeframe in settings.timeframes
+    )
+
+
+def exchange_feed(context: Context, exchange_id: str, rest_url: str | None) -> ExchangeFeed:
+    """The configured series from ``exchange_id``, each symbol checked against its markets."""
+    settings = context.settings
+    client = public_client(exchange_id, FETCH_TIMEOUT_SECONDS, rest_url)
+    check_listed(client, settings.symbols)
+    store = CandleStore(context.database.session_factory)
+    # Enough history for the first decision's indicators and the gate's missing-bar count.
+    fetcher = CandleFetcher(
+        client,
+        store,
+        ApiErrorStore(context.database.session_factory),
+        backfill_bars=settings.lookback_bars,
+    )
+    return ExchangeFeed(exchange_id, store, fetcher, configured_series(settings))
+
+
 def _feed(
     context: Context, replay: Path | None, symbol: str | None, timeframe: str | None
 ) -> CandleFeed:
@@ -194,12 +233,9 @@ def _feed(
     if replay is None:
         if symbol or timeframe:
             raise click.UsageError("--symbol and --timeframe go with --replay")
-        configured = tuple(
-            Series(symbol, timeframe)
-            for symbol in settings.symbols
-            for timeframe in settings.timeframes
+        return SimulatedFeed(
+            store, configured_series(settings), settings.lookback_bars, settings.seed
         )
-        return SimulatedFeed(store, configured, settings.lookback_bars, settings.seed)
     if symbol is None or timeframe is None:
         raise click.UsageError("--replay needs --symbol and --timeframe (e.g. BTC/USDT 5m)")
     replayed = Series(symbol, timeframe)

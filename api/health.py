@@ -1,7 +1,7 @@
 """/health: each component's state, and the data age of every configured series."""
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 import sqlalchemy as sa
@@ -11,6 +11,7 @@ from api.scheduler import SchedulerStatus
 from core.clock import PacedClock
 from core.decision import ControlStateName, Mode
 from core.timeframes import format_timestamp, timeframe_ms
+from ingestion.exchange_feed import RefreshState
 from ingestion.feeds import Series
 from storage.candles import CandleStore
 from storage.control import scopes_in
@@ -36,6 +37,18 @@ class FeedHealth(_Model):
     last_close: str | None = Field(description="Close time of the newest stored candle")
     age_seconds: float | None = Field(description="Market-clock seconds since that close")
     stale: bool = Field(description="Older than the gate accepts: decisions would hold")
+
+
+class ExchangeRefreshHealth(_Model):
+    symbol: str
+    timeframe: str
+    refreshed_at: str | None = Field(description="Wall clock of the last refresh that worked")
+    added: int = Field(description="Candles that refresh stored")
+    error: str | None = Field(
+        description="Why the latest refresh failed (the ccxt error class and message: "
+        "ExchangeError, RateLimitExceeded after the retries, …); null once one works again"
+    )
+    failed_at: str | None
 
 
 class SchedulerHealth(_Model):
@@ -71,6 +84,9 @@ class Components(_Model):
     feeds: list[FeedHealth]
     scheduler: SchedulerHealth | None
     control: ControlHealth
+    exchange: list[ExchangeRefreshHealth] | None = Field(
+        default=None, description="Each series' last refresh from the exchange (--exchange)"
+    )
 
 
 class HealthReport(_Model):
@@ -114,7 +130,9 @@ class HealthProbe:
         series: Sequence[Series],
         clock: PacedClock,
         freshness_bars: float,
+        exchange_states: Callable[[], Mapping[str, RefreshState]] | None = None,
     ) -> None:
+        self._exchange_states = exchange_states
         self._database = database
         self._candles = CandleStore(database.session_factory)
         self._series = tuple(series)
@@ -139,12 +157,21 @@ class HealthProbe:
             if not scheduler.running and not scheduler.finished:
                 problems.append("scheduler: not running")
             problems += [f"{key}: {error}" for key, error in scheduler.series_errors.items()]
+        exchange = None
+        if self._exchange_states is not None:
+            states = self._exchange_states()
+            exchange = [_refresh(state) for state in states.values()]
+            problems += [f"{key}: exchange: {s.error}" for key, s in states.items() if s.error]
         status: HealthStatus = "failing" if not database.ok else "degraded" if problems else "ok"
         return HealthReport(
             status=status,
             problems=problems,
             components=Components(
-                database=database, feeds=feeds, scheduler=scheduler_health, control=control
+                database=database,
+                feeds=feeds,
+                scheduler=scheduler_health,
+                control=control,
+                exchange=exchange,
             ),
         )
 
@@ -205,10 +232,23 @@ class HealthProbe:
         )
 
 
-def _scheduler(status: SchedulerStatus, market_now: int) -> SchedulerHealth:
-    def stamp(value: int | None) -> str | None:
-        return None if value is None else format_timestamp(value)
+def _stamp(value: int | None) -> str | None:
+    return None if value is None else format_timestamp(value)
 
+
+def _refresh(state: RefreshState) -> ExchangeRefreshHealth:
+    return ExchangeRefreshHealth(
+        symbol=state.symbol,
+        timeframe=state.timeframe,
+        refreshed_at=_stamp(state.refreshed_at),
+        added=state.added,
+        error=state.error,
+        failed_at=_stamp(state.failed_at),
+    )
+
+
+def _scheduler(status: SchedulerStatus, market_now: int) -> SchedulerHealth:
+    stamp = _stamp
     return SchedulerHealth(
         running=status.running,
         finished=status.finished,

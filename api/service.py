@@ -19,6 +19,7 @@ from core.decision import Decision
 from core.settings import Settings
 from core.timeframes import now_ms
 from graph.engine import DecisionEngine
+from ingestion.exchange_feed import ExchangeFeed
 from ingestion.feeds import CandleFeed
 from safety.control import PanicReport
 from storage.api_keys import ApiKeyStore
@@ -109,9 +110,13 @@ def build_service(
     run_scheduler: bool = True,
     speed: float | None = None,
 ) -> Service:
-    """Wire the service: the market clock starts where the feed says, at the feed's pace."""
-    pace = speed or (
-        settings.service.replay_speed if feed.mode == "replay" else settings.service.sim_speed
+    """Wire the service: the market clock starts where the feed says, at the feed's pace
+    (an exchange's is real time)."""
+    pace = (
+        1.0
+        if isinstance(feed, ExchangeFeed)
+        else speed
+        or (settings.service.replay_speed if feed.mode == "replay" else settings.service.sim_speed)
     )
     clock = PacedClock(feed.start_ms(now_ms()), pace)
     stopping = threading.Event()
@@ -133,7 +138,13 @@ def build_service(
         safety_events=SafetyEventStore(database.session_factory),
         api_keys=ApiKeyStore(database),
         rate_limiter=RateLimiter(settings.api),
-        health=HealthProbe(database, feed.series, clock, settings.limits.freshness_bars),
+        health=HealthProbe(
+            database,
+            feed.series,
+            clock,
+            settings.limits.freshness_bars,
+            exchange_states=feed.states if isinstance(feed, ExchangeFeed) else None,
+        ),
         events=EventFeed(database, settings.service.stream_poll_ms / 1000.0, stopping),
         metrics=metrics,
         scheduler=scheduler,
