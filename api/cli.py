@@ -6,20 +6,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-import httpx
 from pydantic import ValidationError
 
 from api.render import render_decision
 from api.server import ServeError, ensure_api_key, serve
 from api.service import build_service
+from api.workers import build_workers, http_client, news_poller, research_poller, run_workers
 from core.decision import Decision
 from core.settings import Settings, validate_symbol
 from core.timeframes import floor_to, format_timestamp, now_ms, parse_timestamp, timeframe_ms
-from core.version import ENGINE_VERSION
 from execution.paper import PaperBroker
 from graph.engine import DecisionEngine
 from ingestion.candle_file import CandleFileError
-from ingestion.coins import CoinDetector
 from ingestion.exchange_candles import CandleFetcher, public_client
 from ingestion.exchange_feed import ExchangeFeed
 from ingestion.feeds import (
@@ -31,10 +29,6 @@ from ingestion.feeds import (
     ensure_not_simulated,
 )
 from ingestion.importer import import_candle_file
-from ingestion.news_poller import NewsPoller
-from ingestion.news_score import NewsScorer
-from ingestion.research_poller import ResearchPoller
-from ingestion.research_sources import configured_sources
 from ingestion.sim_feed import RealDataPresentError, extend_simulation
 from ingestion.symbols import check_listed
 from safety.control import ControlError, ControlService
@@ -43,9 +37,6 @@ from storage.api_keys import SCOPES, ApiKeyError, ApiKeyStore
 from storage.candles import CandleConflictError, CandleStore
 from storage.decisions import DecisionFilters, DecisionStore
 from storage.engine import Database, open_database
-from storage.news import NewsStore
-from storage.research import ResearchStore
-from storage.source_polls import SourcePollStore
 
 DEMO_BARS = 400
 FETCH_TIMEOUT_SECONDS = 10.0
@@ -183,11 +174,16 @@ def serve_command(
             if replay is not None or speed is not None:
                 raise click.UsageError("--exchange runs in real time: no --replay or --speed")
             feed: CandleFeed = exchange_feed(context, exchange_id, rest_url)
+            # Their own client: the scheduler's refreshes and the workers run side by side.
+            client = public_client(exchange_id, FETCH_TIMEOUT_SECONDS, rest_url)
+            workers = build_workers(settings, database, client, candles=None)
         else:
-            feed = _feed(context, replay, symbol, timeframe)
+            feed, workers = _feed(context, replay, symbol, timeframe), None
     except (ServeError, FeedError) as error:
         raise click.ClickException(str(error)) from None
-    service = build_service(settings, database, feed, run_scheduler=not no_scheduler, speed=speed)
+    service = build_service(
+        settings, database, feed, run_scheduler=not no_scheduler, speed=speed, workers=workers
+    )
     click.echo(
         f"database: {settings.resolved_database_url}\n"
         f"market: {feed.mode} at {service.clock.speed:g}x, "
@@ -195,6 +191,28 @@ def serve_command(
         f"API: http://{host}:{port}/api/v1  docs: http://{host}:{port}/docs"
     )
     serve(service, host, port)
+
+
+@cli.command("ingest")
+@click.option("--exchange", "exchange_id", default="binance", show_default=True, help="A ccxt id.")
+@click.option("--rest-url", help="Send the exchange's REST requests here (a proxy or mirror).")
+@pass_context
+def ingest_command(context: Context, exchange_id: str, rest_url: str | None) -> None:
+    """Run the ingestion workers alone, without deciding: candles of the configured series at
+    each close, order books and tickers, news and research. Stop with Ctrl-C (SIGINT/SIGTERM)."""
+    settings = context.settings
+    try:
+        feed = exchange_feed(context, exchange_id, rest_url)
+    except FeedError as error:
+        raise click.ClickException(str(error)) from None
+    client = public_client(exchange_id, FETCH_TIMEOUT_SECONDS, rest_url)
+    workers = build_workers(settings, context.database, client, candles=feed)
+    click.echo(
+        f"ingesting from {exchange_id}: "
+        f"{', '.join(f'{item.symbol} {item.timeframe}' for item in feed.series)}; "
+        f"workers: {', '.join(worker.name for worker in workers.workers)}"
+    )
+    run_workers(workers, _say)
 
 
 def _say(text: str) -> None:
@@ -215,10 +233,13 @@ def exchange_feed(context: Context, exchange_id: str, rest_url: str | None) -> E
     client = public_client(exchange_id, FETCH_TIMEOUT_SECONDS, rest_url)
     check_listed(client, settings.symbols)
     store = CandleStore(context.database.session_factory)
+    # The refresh reads what is stored, then writes: on SQLite it takes the write lock at
+    # BEGIN, so it waits for the workers' writes (busy timeout) instead of failing "locked".
+    writer = CandleStore(context.database.guarded_session_factory)
     # Enough history for the first decision's indicators and the gate's missing-bar count.
     fetcher = CandleFetcher(
         client,
-        store,
+        writer,
         ApiErrorStore(context.database.session_factory),
         backfill_bars=settings.lookback_bars,
     )
@@ -307,17 +328,8 @@ def news() -> None:
 def poll_news(context: Context) -> None:
     """Poll each feed of SIGMAX_NEWS__FEEDS once; store the new items, scored and tagged."""
     settings = context.settings
-    assets = {symbol.partition("/")[0] for symbol in settings.symbols}
-    with _http_client(settings.news.timeout_seconds, "news poller") as client:
-        poller = NewsPoller(
-            NewsStore(context.database),
-            SourcePollStore(context.database),
-            client,
-            NewsScorer(),
-            CoinDetector(assets),
-            settings.news.feeds,
-        )
-        results = poller.poll(now_ms())
+    with http_client(settings.news.timeout_seconds, "news poller") as client:
+        results = news_poller(settings, context.database, client).poll(now_ms())
     _report(
         [(result.url, result.outcome, result.detail) for result in results],
         "no feed could be read (see above); nothing was stored",
@@ -334,27 +346,11 @@ def research() -> None:
 def poll_research(context: Context) -> None:
     """Ask each research source once (within its rate limit) and store what it answers."""
     settings = context.settings
-    assets = sorted({symbol.partition("/")[0] for symbol in settings.symbols})
-    with _http_client(settings.research.timeout_seconds, "research poller") as client:
-        poller = ResearchPoller(
-            ResearchStore(context.database),
-            SourcePollStore(context.database),
-            client,
-            configured_sources(settings.research, assets, NewsScorer()),
-        )
-        results = poller.poll(now_ms())
+    with http_client(settings.research.timeout_seconds, "research poller") as client:
+        results = research_poller(settings, context.database, client).poll(now_ms())
     _report(
         [(result.source, result.outcome, result.detail) for result in results],
         "no research source answered (see above)",
-    )
-
-
-def _http_client(timeout: float, purpose: str) -> httpx.Client:
-    """A client for outside sources that says who asks (some refuse anonymous agents)."""
-    return httpx.Client(
-        timeout=timeout,
-        follow_redirects=True,
-        headers={"User-Agent": f"sigmax/{ENGINE_VERSION} (+{purpose})"},
     )
 
 

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.scheduler import SchedulerStatus
+from api.workers import Workers
 from core.clock import PacedClock
 from core.decision import ControlStateName, Mode
 from core.timeframes import format_timestamp, timeframe_ms
@@ -51,6 +52,25 @@ class ExchangeRefreshHealth(_Model):
     failed_at: str | None
 
 
+class WorkerHealth(_Model):
+    name: str = Field(description="news, research, order_books or candles")
+    runs: int
+    failures: int
+    last_run_at: str | None
+    last_ok_at: str | None
+    last_detail: str | None = Field(description="What the last run that worked did")
+    last_error: str | None = Field(description="Why the last run failed; null once one works")
+
+
+class TickerHealth(_Model):
+    symbol: str
+    taken_at: str
+    last: float | None
+    bid: float | None
+    ask: float | None
+    change_percent_24h: float | None
+
+
 class SchedulerHealth(_Model):
     running: bool
     finished: bool = Field(description="A replay that reached the end of its data")
@@ -86,6 +106,12 @@ class Components(_Model):
     control: ControlHealth
     exchange: list[ExchangeRefreshHealth] | None = Field(
         default=None, description="Each series' last refresh from the exchange (--exchange)"
+    )
+    workers: list[WorkerHealth] | None = Field(
+        default=None, description="The background workers (--exchange, sigmax ingest)"
+    )
+    tickers: list[TickerHealth] | None = Field(
+        default=None, description="Each symbol's latest 24 h ticker from the exchange"
     )
 
 
@@ -131,7 +157,9 @@ class HealthProbe:
         clock: PacedClock,
         freshness_bars: float,
         exchange_states: Callable[[], Mapping[str, RefreshState]] | None = None,
+        workers: Workers | None = None,
     ) -> None:
+        self._workers = workers
         self._exchange_states = exchange_states
         self._database = database
         self._candles = CandleStore(database.session_factory)
@@ -162,6 +190,15 @@ class HealthProbe:
             states = self._exchange_states()
             exchange = [_refresh(state) for state in states.values()]
             problems += [f"{key}: exchange: {s.error}" for key, s in states.items() if s.error]
+        workers, tickers = None, None
+        if self._workers is not None:
+            statuses = self._workers.statuses()
+            workers = [WorkerHealth(**_stamped(vars(status))) for status in statuses]
+            problems += [f"worker {s.name}: {s.last_error}" for s in statuses if s.last_error]
+            tickers = [
+                TickerHealth(**_stamped(vars(ticker)))
+                for ticker in self._workers.tickers().values()
+            ]
         status: HealthStatus = "failing" if not database.ok else "degraded" if problems else "ok"
         return HealthReport(
             status=status,
@@ -172,6 +209,8 @@ class HealthProbe:
                 scheduler=scheduler_health,
                 control=control,
                 exchange=exchange,
+                workers=workers,
+                tickers=tickers,
             ),
         )
 
@@ -234,6 +273,14 @@ class HealthProbe:
 
 def _stamp(value: int | None) -> str | None:
     return None if value is None else format_timestamp(value)
+
+
+def _stamped(fields: dict[str, object]) -> dict[str, object]:
+    """Epoch-ms fields (``*_at``) as ISO-8601 text."""
+    return {
+        name: format_timestamp(value) if name.endswith("_at") and isinstance(value, int) else value
+        for name, value in fields.items()
+    }
 
 
 def _refresh(state: RefreshState) -> ExchangeRefreshHealth:

@@ -14,6 +14,7 @@ from api.health import HealthProbe, HealthReport
 from api.metrics import ServiceMetrics
 from api.rate_limit import RateLimiter
 from api.scheduler import Scheduler, SchedulerStatus
+from api.workers import Workers
 from core.clock import PacedClock
 from core.decision import Decision
 from core.settings import Settings
@@ -49,6 +50,8 @@ class Service:
     events: EventFeed
     metrics: ServiceMetrics
     scheduler: Scheduler | None
+    # Background ingestion (news, research, order books) when deciding on exchange data.
+    workers: Workers | None
     # Set when the server is told to stop (SIGTERM): streams end, the scheduler winds down.
     stopping: threading.Event
     _panics_running: int = field(default=0, init=False)
@@ -109,6 +112,7 @@ def build_service(
     *,
     run_scheduler: bool = True,
     speed: float | None = None,
+    workers: Workers | None = None,
 ) -> Service:
     """Wire the service: the market clock starts where the feed says, at the feed's pace
     (an exchange's is real time)."""
@@ -144,10 +148,12 @@ def build_service(
             clock,
             settings.limits.freshness_bars,
             exchange_states=feed.states if isinstance(feed, ExchangeFeed) else None,
+            workers=workers,
         ),
         events=EventFeed(database, settings.service.stream_poll_ms / 1000.0, stopping),
         metrics=metrics,
         scheduler=scheduler,
+        workers=workers,
         stopping=stopping,
     )
     metrics.watch(service.decisions, service.health_report)

@@ -69,7 +69,9 @@ class DecisionEngine:
 
         self.services = DecisionServices(
             settings=settings,
-            market_view=lambda as_of: StoredMarketView(database.session_factory, as_of),
+            market_view=lambda as_of: StoredMarketView(
+                database.session_factory, as_of, settings.book.staleness_seconds * 1000
+            ),
             control=control_view,
             book=book,
             broker=self.broker,

@@ -2,13 +2,19 @@
 loopback Binance, judged by what a user sees — rows stored, the decision's mode and gate
 verdict, /health — and a real `sigmax serve --exchange` deciding on the loopback's data."""
 
+import os
+import signal
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
-from binance_server import Binance, Fault, binance_server
-from server_helpers import create_key, running_server
+from binance_server import Binance, Depth, Fault, binance_server
+from server_helpers import SIGMAX, create_key, running_server
 
 from api.health import HealthProbe
 from core.clock import PacedClock
@@ -21,8 +27,10 @@ from ingestion.feeds import FeedError, Series
 from ingestion.sim import simulate_candles
 from ingestion.symbols import check_listed
 from storage.api_errors import ApiErrorStore
+from storage.book_summaries import BookSummaryStore
 from storage.candles import CandleStore
-from storage.engine import Database
+from storage.decisions import DecisionFilters, DecisionStore
+from storage.engine import Database, open_database
 
 START = parse_timestamp("2026-11-20T00:00:00Z")
 STEP = 300_000
@@ -134,34 +142,103 @@ def test_an_unlisted_symbol_is_refused_by_the_exchange_markets(exchange: Binance
         check_listed(client, ["BTC/USDT", "DOGE/EUR"])
 
 
-def test_sigmax_serve_exchange_decides_live_on_the_loopback_data(tmp_path: Path) -> None:
+# Sources that refuse at once (nothing listens on port 9): their failures must show, not crash.
+DEAD = "http://127.0.0.1:9"
+OFFLINE_SOURCES = {
+    "SIGMAX_NEWS__FEEDS": f"{DEAD}/rss",
+    "SIGMAX_RESEARCH__FEAR_GREED_URL": f"{DEAD}/fng/",
+    "SIGMAX_RESEARCH__COINGECKO_URL": f"{DEAD}/api/v3",
+    "SIGMAX_RESEARCH__REDDIT_URL": DEAD,
+    "SIGMAX_BOOK__POLL_SECONDS": "1",
+    "SIGMAX_SYMBOLS": "BTC/USDT",
+}
+
+
+def recent_exchange() -> tuple[int, AbstractContextManager[Binance]]:
     wall = now_ms()
     recent = simulate_candles("BTC/USDT", "5m", wall - wall % STEP - 300 * STEP, 310, seed=5)
+    return wall, binance_server(recent, wall + 3_600_000)
+
+
+def test_sigmax_serve_exchange_decides_live_and_runs_the_workers(tmp_path: Path) -> None:
     token = create_key(tmp_path, "read")
+    _, serving = recent_exchange()
     with (
-        binance_server(recent, wall + 3_600_000) as exchange,
+        serving as exchange,
         running_server(
-            tmp_path,
-            "--exchange",
-            "binance",
-            "--rest-url",
-            exchange.base_url,
-            SIGMAX_SYMBOLS="BTC/USDT",
+            tmp_path, "--exchange", "binance", "--rest-url", exchange.base_url, **OFFLINE_SOURCES
         ) as server,
         server.client(token) as client,
     ):
-        rows: list[dict[str, object]] = []
-        for _ in range(100):
-            rows = client.get("/decisions").json()["items"]
-            if rows:
+        exchange.books["BTCUSDT"] = Depth(5, [(100.0, 2.0), (99.9, 1.0)], [(100.1, 1.0)])
+        health: dict[str, Any] = {}
+        for _ in range(150):
+            health = client.get("/health").json()
+            workers = {w["name"]: w for w in health["components"]["workers"] or []}
+            if (
+                client.get("/decisions").json()["items"]
+                and all(workers.get(name, {}).get("runs") for name in ("news", "order_books"))
+                and health["components"]["tickers"]
+            ):
                 break
             time.sleep(0.1)
+        rows = client.get("/decisions").json()["items"]
         assert rows, server.output
         record = client.get(f"/decisions/{rows[0]['id']}").json()
         assert (record["mode"], record["broker"], record["symbol"]) == ("live", "paper", "BTC/USDT")
-        health = client.get("/health").json()
-        assert health["components"]["scheduler"]["mode"] == "live"
-        refresh = health["components"]["exchange"][0]
+        components = health["components"]
+        assert components["scheduler"]["mode"] == "live"
+        refresh = components["exchange"][0]
         assert (refresh["symbol"], refresh["error"], refresh["added"]) == ("BTC/USDT", None, 250)
-        assert not health["components"]["feeds"][0]["stale"]
+        assert not components["feeds"][0]["stale"]
+        workers = {w["name"]: w for w in components["workers"]}
+        assert workers["order_books"]["last_error"] is None
+        assert workers["order_books"]["last_detail"].startswith("1 book summaries stored")
+        assert "every source failed" in workers["news"]["last_error"], "visible, not fatal"
+        assert any(p.startswith("worker news: ") for p in health["problems"])
+        ticker = components["tickers"][0]
+        assert (ticker["symbol"], ticker["bid"], ticker["ask"]) == ("BTC/USDT", 100.0, 100.1)
         server.stop_cleanly()
+
+
+def test_sigmax_ingest_stores_candles_and_books_without_deciding(tmp_path: Path) -> None:
+    _, serving = recent_exchange()
+    with serving as exchange:
+        exchange.books["BTCUSDT"] = Depth(5, [(100.0, 2.0)], [(100.1, 1.0)])
+        process = subprocess.Popen(
+            [str(SIGMAX), "ingest", "--rest-url", exchange.base_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "SIGMAX_HOME": str(tmp_path), **OFFLINE_SOURCES},
+        )
+        lines: list[str] = []
+        assert process.stdout is not None
+        reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)  # type: ignore[arg-type]
+        reader.start()
+        try:
+            for _ in range(300):
+                seen = "".join(lines)
+                if process.poll() is not None or (
+                    "candles run 1" in seen and "order_books run 1" in seen
+                ):
+                    break
+                time.sleep(0.1)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+            reader.join(5)
+        output = "".join(lines)
+        assert "ingest stopped" in output, output
+        assert "candles run 1: BTC/USDT 5m: +250" in output
+        assert "news run 1: HTTPError" in output or "news run 1: WorkFailedError" in output
+        database = open_database(f"sqlite:///{tmp_path / 'sigmax.db'}")
+        assert _ingested(database)
+        decisions = DecisionStore(database).list(DecisionFilters(), limit=10)
+        assert decisions == [], "ingest decides nothing"
+
+
+def _ingested(database: Database) -> bool:
+    candles = CandleStore(database.session_factory).latest_open_time("BTC/USDT", "5m")
+    book = BookSummaryStore(database.session_factory).latest("BTC/USDT", 0, now_ms() + 1)
+    return candles is not None and book is not None
