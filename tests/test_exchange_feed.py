@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 from binance_server import Binance, Depth, Fault, binance_server
+from click.testing import CliRunner
 from server_helpers import SIGMAX, create_key, running_server
 
+from api.cli import cli
 from api.health import HealthProbe
 from core.clock import PacedClock
 from core.settings import Settings
@@ -242,3 +244,14 @@ def _ingested(database: Database) -> bool:
     candles = CandleStore(database.session_factory).latest_open_time("BTC/USDT", "5m")
     book = BookSummaryStore(database.session_factory).latest("BTC/USDT", 0, now_ms() + 1)
     return candles is not None and book is not None
+
+
+def test_serve_exchange_refuses_a_symbol_the_exchange_does_not_list(
+    exchange: Binance, tmp_path: Path
+) -> None:
+    env = {"SIGMAX_HOME": str(tmp_path), "SIGMAX_SYMBOLS": "BTC/USDT,DOGE/EUR"}
+    args = ["serve", "--exchange", "binance", "--rest-url", exchange.base_url]
+    result = CliRunner().invoke(cli, args, env=env)
+    assert result.exit_code != 0
+    assert "BadSymbol: binance does not have market symbol DOGE/EUR" in result.output
+    assert exchange.kline_requests == [], "nothing fetched, nothing decided"
