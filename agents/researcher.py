@@ -60,6 +60,8 @@ def research_brief(
         items.extend(_research_context(research))
     else:
         missing.append(f"research: no observations stored up to {as_of}")
+    if "book_imbalance" not in snapshot.values:
+        missing.append(f"order book: no recent summary up to {as_of}")
     return ResearchBrief(
         items=tuple(items),
         missing=tuple(missing),

@@ -49,7 +49,13 @@ VOLUME_THIN_Z = -1.0
 # A bar confirms a direction only if it moved a quarter ATR that way, not just ticked.
 VOLUME_MOVE_ATR = 0.25
 
-Category = Literal["trend", "momentum", "mean_reversion", "volume", "volatility"]
+# Order book: resting quantity leaning a fifth more to one side within the band around the
+# mid, in a book whose spread is tight enough (a wide spread means the book says little).
+BOOK_IMBALANCE = 0.2
+BOOK_IMBALANCE_SPAN = 0.5  # full strength at 0.7
+BOOK_MAX_SPREAD = 0.002  # 0.2% of the mid
+
+Category = Literal["trend", "momentum", "mean_reversion", "volume", "volatility", "order_book"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ def ramp(value: float, start: float, span: float) -> float:
 _FRACTIONS = frozenset({"return_1", "momentum_20", "ema_50_slope_5", "close_vs_ema_50"})
 _SIGNED = frozenset({"volume_z_20"})
 _BOUNDED = frozenset({"bb_percent_b", "atr_pct_rank"})
+_SMALL_FRACTIONS = frozenset({"atr_pct", "book_spread"})
 
 
 def show(evidence: Evidence) -> str:
@@ -84,8 +91,10 @@ def show(evidence: Evidence) -> str:
     value = evidence.value
     if evidence.name in _FRACTIONS:
         return f"{value * 100:+.3g}%"
-    if evidence.name == "atr_pct":
+    if evidence.name in _SMALL_FRACTIONS:
         return f"{value * 100:.3g}%"
+    if evidence.name == "book_imbalance":
+        return f"{value:+.2f}"
     if evidence.name in _SIGNED:
         return f"{value:+.2f}"
     if evidence.name in _BOUNDED:
@@ -219,7 +228,32 @@ def volume_confirmation(snapshot: MarketSnapshot, side: Side) -> Argument | None
     return _argue(side, "volume", claim, strength, (ret, volume_z, snapshot["atr_pct"]))
 
 
-RULES: tuple[Rule, ...] = (trend, momentum, rsi_extreme, band_excursion, volume_confirmation)
+def book_pressure(snapshot: MarketSnapshot, side: Side) -> Argument | None:
+    """More resting quantity on this side's book within the band, under a tight spread."""
+    if "book_imbalance" not in snapshot.values:
+        return None  # no recent book: nothing to argue from
+    imbalance, spread = snapshot["book_imbalance"], snapshot["book_spread"]
+    lean = side.sign * imbalance.value
+    if not (lean > BOOK_IMBALANCE and spread.value <= BOOK_MAX_SPREAD):
+        return None
+    resting = "bids" if side.sign > 0 else "asks"
+    claim = (
+        f"order book: imbalance {show(imbalance)} leans to the {resting} (|x| > "
+        f"{BOOK_IMBALANCE:.2f}) with spread {show(spread)} (<= {BOOK_MAX_SPREAD * 100:.2g}%): "
+        f"{side.pressure} are queued"
+    )
+    strength = ramp(lean, BOOK_IMBALANCE, BOOK_IMBALANCE_SPAN)
+    return _argue(side, "order_book", claim, strength, (imbalance, spread))
+
+
+RULES: tuple[Rule, ...] = (
+    trend,
+    momentum,
+    rsi_extreme,
+    band_excursion,
+    volume_confirmation,
+    book_pressure,
+)
 
 
 def arguments_for(snapshot: MarketSnapshot, side: Side) -> tuple[Argument, ...]:

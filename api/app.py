@@ -1,4 +1,5 @@
-"""The FastAPI app factory. The lifespan starts the event feed and the scheduler, and on
+"""The FastAPI app factory. The lifespan starts the event feed, the scheduler and (deciding
+on exchange data) the ingestion workers, and on
 shutdown lets the decision in flight finish before the database is closed.
 
 Where routes run: the short reads (a page of a list, one record, the key check) are
@@ -52,6 +53,11 @@ def create_app(service: Service) -> FastAPI:
             if service.scheduler is not None
             else None
         )
+        workers_task = (
+            asyncio.create_task(service.workers.run(service.stopping), name="workers")
+            if service.workers is not None
+            else None
+        )
         try:
             yield
         finally:
@@ -60,6 +66,8 @@ def create_app(service: Service) -> FastAPI:
                 await scheduler_module.stop(scheduler_task, service.stopping, grace)
             service.stopping.set()
             await feed_task
+            if workers_task is not None:
+                await workers_task
             log.info("service stopped")
 
     app = FastAPI(

@@ -7,24 +7,23 @@ from pathlib import Path
 
 import ccxt
 import click
-import httpx
 from pydantic import ValidationError
 
 from api.render import render_decision
 from api.server import ServeError, ensure_api_key, serve
 from api.service import build_service
+from api.workers import build_workers, http_client, news_poller, research_poller, run_workers
 from core.decision import Decision
 from core.settings import Settings, validate_symbol
 from core.timeframes import floor_to, format_timestamp, now_ms, parse_timestamp, timeframe_ms
-from core.version import ENGINE_VERSION
 from execution.broker import BookKeepingBroker
 from execution.exchange import ExchangeBroker
 from execution.exchange_client import ExchangeConfigError
 from execution.factory import build_broker
 from graph.engine import DecisionEngine
 from ingestion.candle_file import CandleFileError
-from ingestion.coins import CoinDetector
 from ingestion.exchange_candles import CandleFetcher, public_client
+from ingestion.exchange_feed import ExchangeFeed
 from ingestion.feeds import (
     CandleFeed,
     FeedError,
@@ -34,20 +33,14 @@ from ingestion.feeds import (
     ensure_not_simulated,
 )
 from ingestion.importer import import_candle_file
-from ingestion.news_poller import NewsPoller
-from ingestion.news_score import NewsScorer
-from ingestion.research_poller import ResearchPoller
-from ingestion.research_sources import configured_sources
 from ingestion.sim_feed import RealDataPresentError, extend_simulation
+from ingestion.symbols import check_listed
 from safety.control import ControlError, ControlService
 from storage.api_errors import ApiErrorStore
 from storage.api_keys import SCOPES, ApiKeyError, ApiKeyStore
 from storage.candles import CandleConflictError, CandleStore
 from storage.decisions import DecisionFilters, DecisionStore
 from storage.engine import Database, open_database
-from storage.news import NewsStore
-from storage.research import ResearchStore
-from storage.source_polls import SourcePollStore
 
 DEMO_BARS = 400
 FETCH_TIMEOUT_SECONDS = 10.0
@@ -154,6 +147,12 @@ def demo(context: Context, bars: int) -> None:
     "SIGMAX_SERVICE__REPLAY_SPEED).",
 )
 @click.option("--no-scheduler", is_flag=True, help="Serve the API only; decide on request.")
+@click.option(
+    "--exchange",
+    "exchange_id",
+    help="Decide on closed candles from this exchange (a ccxt id, e.g. binance), in real time.",
+)
+@click.option("--rest-url", help="With --exchange: send its REST requests here (proxy, mirror).")
 @pass_context
 def serve_command(
     context: Context,
@@ -164,6 +163,8 @@ def serve_command(
     timeframe: str | None,
     speed: float | None,
     no_scheduler: bool,
+    exchange_id: str | None,
+    rest_url: str | None,
 ) -> None:
     """Run the REST service: decide at each candle close of each configured symbol (the
     simulated market by default, offline), and serve /api/v1 (docs at /docs)."""
@@ -173,12 +174,20 @@ def serve_command(
     database = context.database
     try:
         ensure_api_key(ApiKeyStore(database), host, _say)
-        feed = _feed(context, replay, symbol, timeframe)
+        if exchange_id is not None:
+            if replay is not None or speed is not None:
+                raise click.UsageError("--exchange runs in real time: no --replay or --speed")
+            feed: CandleFeed = exchange_feed(context, exchange_id, rest_url)
+            # Their own client: the scheduler's refreshes and the workers run side by side.
+            client = public_client(exchange_id, FETCH_TIMEOUT_SECONDS, rest_url)
+            workers = build_workers(settings, database, client, candles=None)
+        else:
+            feed, workers = _feed(context, replay, symbol, timeframe), None
     except (ServeError, FeedError) as error:
         raise click.ClickException(str(error)) from None
     try:
         service = build_service(
-            settings, database, feed, run_scheduler=not no_scheduler, speed=speed
+            settings, database, feed, run_scheduler=not no_scheduler, speed=speed, workers=workers
         )
     except ExchangeConfigError as error:
         raise click.ClickException(str(error)) from None
@@ -193,8 +202,57 @@ def serve_command(
     serve(service, host, port)
 
 
+@cli.command("ingest")
+@click.option("--exchange", "exchange_id", default="binance", show_default=True, help="A ccxt id.")
+@click.option("--rest-url", help="Send the exchange's REST requests here (a proxy or mirror).")
+@pass_context
+def ingest_command(context: Context, exchange_id: str, rest_url: str | None) -> None:
+    """Run the ingestion workers alone, without deciding: candles of the configured series at
+    each close, order books and tickers, news and research. Stop with Ctrl-C (SIGINT/SIGTERM)."""
+    settings = context.settings
+    try:
+        feed = exchange_feed(context, exchange_id, rest_url)
+    except FeedError as error:
+        raise click.ClickException(str(error)) from None
+    client = public_client(exchange_id, FETCH_TIMEOUT_SECONDS, rest_url)
+    workers = build_workers(settings, context.database, client, candles=feed)
+    click.echo(
+        f"ingesting from {exchange_id}: "
+        f"{', '.join(f'{item.symbol} {item.timeframe}' for item in feed.series)}; "
+        f"workers: {', '.join(worker.name for worker in workers.workers)}"
+    )
+    run_workers(workers, _say)
+
+
 def _say(text: str) -> None:
     click.echo(text)
+
+
+def configured_series(settings: Settings) -> tuple[Series, ...]:
+    return tuple(
+        Series(symbol, timeframe)
+        for symbol in settings.symbols
+        for timeframe in settings.timeframes
+    )
+
+
+def exchange_feed(context: Context, exchange_id: str, rest_url: str | None) -> ExchangeFeed:
+    """The configured series from ``exchange_id``, each symbol checked against its markets."""
+    settings = context.settings
+    client = public_client(exchange_id, FETCH_TIMEOUT_SECONDS, rest_url)
+    check_listed(client, settings.symbols)
+    store = CandleStore(context.database.session_factory)
+    # The refresh reads what is stored, then writes: on SQLite it takes the write lock at
+    # BEGIN, so it waits for the workers' writes (busy timeout) instead of failing "locked".
+    writer = CandleStore(context.database.guarded_session_factory)
+    # Enough history for the first decision's indicators and the gate's missing-bar count.
+    fetcher = CandleFetcher(
+        client,
+        writer,
+        ApiErrorStore(context.database.session_factory),
+        backfill_bars=settings.lookback_bars,
+    )
+    return ExchangeFeed(exchange_id, store, fetcher, configured_series(settings))
 
 
 def _feed(
@@ -205,12 +263,9 @@ def _feed(
     if replay is None:
         if symbol or timeframe:
             raise click.UsageError("--symbol and --timeframe go with --replay")
-        configured = tuple(
-            Series(symbol, timeframe)
-            for symbol in settings.symbols
-            for timeframe in settings.timeframes
+        return SimulatedFeed(
+            store, configured_series(settings), settings.lookback_bars, settings.seed
         )
-        return SimulatedFeed(store, configured, settings.lookback_bars, settings.seed)
     if symbol is None or timeframe is None:
         raise click.UsageError("--replay needs --symbol and --timeframe (e.g. BTC/USDT 5m)")
     replayed = Series(symbol, timeframe)
@@ -282,17 +337,8 @@ def news() -> None:
 def poll_news(context: Context) -> None:
     """Poll each feed of SIGMAX_NEWS__FEEDS once; store the new items, scored and tagged."""
     settings = context.settings
-    assets = {symbol.partition("/")[0] for symbol in settings.symbols}
-    with _http_client(settings.news.timeout_seconds, "news poller") as client:
-        poller = NewsPoller(
-            NewsStore(context.database),
-            SourcePollStore(context.database),
-            client,
-            NewsScorer(),
-            CoinDetector(assets),
-            settings.news.feeds,
-        )
-        results = poller.poll(now_ms())
+    with http_client(settings.news.timeout_seconds, "news poller") as client:
+        results = news_poller(settings, context.database, client).poll(now_ms())
     _report(
         [(result.url, result.outcome, result.detail) for result in results],
         "no feed could be read (see above); nothing was stored",
@@ -309,27 +355,11 @@ def research() -> None:
 def poll_research(context: Context) -> None:
     """Ask each research source once (within its rate limit) and store what it answers."""
     settings = context.settings
-    assets = sorted({symbol.partition("/")[0] for symbol in settings.symbols})
-    with _http_client(settings.research.timeout_seconds, "research poller") as client:
-        poller = ResearchPoller(
-            ResearchStore(context.database),
-            SourcePollStore(context.database),
-            client,
-            configured_sources(settings.research, assets, NewsScorer()),
-        )
-        results = poller.poll(now_ms())
+    with http_client(settings.research.timeout_seconds, "research poller") as client:
+        results = research_poller(settings, context.database, client).poll(now_ms())
     _report(
         [(result.source, result.outcome, result.detail) for result in results],
         "no research source answered (see above)",
-    )
-
-
-def _http_client(timeout: float, purpose: str) -> httpx.Client:
-    """A client for outside sources that says who asks (some refuse anonymous agents)."""
-    return httpx.Client(
-        timeout=timeout,
-        follow_redirects=True,
-        headers={"User-Agent": f"sigmax/{ENGINE_VERSION} (+{purpose})"},
     )
 
 

@@ -1,16 +1,18 @@
 """/health: each component's state, and the data age of every configured series."""
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.scheduler import SchedulerStatus
+from api.workers import Workers
 from core.clock import PacedClock
 from core.decision import ControlStateName, Mode
 from core.timeframes import format_timestamp, timeframe_ms
+from ingestion.exchange_feed import RefreshState
 from ingestion.feeds import Series
 from storage.candles import CandleStore
 from storage.control import scopes_in
@@ -36,6 +38,37 @@ class FeedHealth(_Model):
     last_close: str | None = Field(description="Close time of the newest stored candle")
     age_seconds: float | None = Field(description="Market-clock seconds since that close")
     stale: bool = Field(description="Older than the gate accepts: decisions would hold")
+
+
+class ExchangeRefreshHealth(_Model):
+    symbol: str
+    timeframe: str
+    refreshed_at: str | None = Field(description="Wall clock of the last refresh that worked")
+    added: int = Field(description="Candles that refresh stored")
+    error: str | None = Field(
+        description="Why the latest refresh failed (the ccxt error class and message: "
+        "ExchangeError, RateLimitExceeded after the retries, …); null once one works again"
+    )
+    failed_at: str | None
+
+
+class WorkerHealth(_Model):
+    name: str = Field(description="news, research, order_books or candles")
+    runs: int
+    failures: int
+    last_run_at: str | None
+    last_ok_at: str | None
+    last_detail: str | None = Field(description="What the last run that worked did")
+    last_error: str | None = Field(description="Why the last run failed; null once one works")
+
+
+class TickerHealth(_Model):
+    symbol: str
+    taken_at: str
+    last: float | None
+    bid: float | None
+    ask: float | None
+    change_percent_24h: float | None
 
 
 class SchedulerHealth(_Model):
@@ -71,6 +104,15 @@ class Components(_Model):
     feeds: list[FeedHealth]
     scheduler: SchedulerHealth | None
     control: ControlHealth
+    exchange: list[ExchangeRefreshHealth] | None = Field(
+        default=None, description="Each series' last refresh from the exchange (--exchange)"
+    )
+    workers: list[WorkerHealth] | None = Field(
+        default=None, description="The background workers (--exchange, sigmax ingest)"
+    )
+    tickers: list[TickerHealth] | None = Field(
+        default=None, description="Each symbol's latest 24 h ticker from the exchange"
+    )
 
 
 class HealthReport(_Model):
@@ -114,7 +156,11 @@ class HealthProbe:
         series: Sequence[Series],
         clock: PacedClock,
         freshness_bars: float,
+        exchange_states: Callable[[], Mapping[str, RefreshState]] | None = None,
+        workers: Workers | None = None,
     ) -> None:
+        self._workers = workers
+        self._exchange_states = exchange_states
         self._database = database
         self._candles = CandleStore(database.session_factory)
         self._series = tuple(series)
@@ -139,12 +185,32 @@ class HealthProbe:
             if not scheduler.running and not scheduler.finished:
                 problems.append("scheduler: not running")
             problems += [f"{key}: {error}" for key, error in scheduler.series_errors.items()]
+        exchange = None
+        if self._exchange_states is not None:
+            states = self._exchange_states()
+            exchange = [_refresh(state) for state in states.values()]
+            problems += [f"{key}: exchange: {s.error}" for key, s in states.items() if s.error]
+        workers, tickers = None, None
+        if self._workers is not None:
+            statuses = self._workers.statuses()
+            workers = [WorkerHealth(**_stamped(vars(status))) for status in statuses]
+            problems += [f"worker {s.name}: {s.last_error}" for s in statuses if s.last_error]
+            tickers = [
+                TickerHealth(**_stamped(vars(ticker)))
+                for ticker in self._workers.tickers().values()
+            ]
         status: HealthStatus = "failing" if not database.ok else "degraded" if problems else "ok"
         return HealthReport(
             status=status,
             problems=problems,
             components=Components(
-                database=database, feeds=feeds, scheduler=scheduler_health, control=control
+                database=database,
+                feeds=feeds,
+                scheduler=scheduler_health,
+                control=control,
+                exchange=exchange,
+                workers=workers,
+                tickers=tickers,
             ),
         )
 
@@ -205,10 +271,31 @@ class HealthProbe:
         )
 
 
-def _scheduler(status: SchedulerStatus, market_now: int) -> SchedulerHealth:
-    def stamp(value: int | None) -> str | None:
-        return None if value is None else format_timestamp(value)
+def _stamp(value: int | None) -> str | None:
+    return None if value is None else format_timestamp(value)
 
+
+def _stamped(fields: dict[str, object]) -> dict[str, object]:
+    """Epoch-ms fields (``*_at``) as ISO-8601 text."""
+    return {
+        name: format_timestamp(value) if name.endswith("_at") and isinstance(value, int) else value
+        for name, value in fields.items()
+    }
+
+
+def _refresh(state: RefreshState) -> ExchangeRefreshHealth:
+    return ExchangeRefreshHealth(
+        symbol=state.symbol,
+        timeframe=state.timeframe,
+        refreshed_at=_stamp(state.refreshed_at),
+        added=state.added,
+        error=state.error,
+        failed_at=_stamp(state.failed_at),
+    )
+
+
+def _scheduler(status: SchedulerStatus, market_now: int) -> SchedulerHealth:
+    stamp = _stamp
     return SchedulerHealth(
         running=status.running,
         finished=status.finished,

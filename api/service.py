@@ -14,6 +14,7 @@ from api.health import HealthProbe, HealthReport
 from api.metrics import ServiceMetrics
 from api.rate_limit import RateLimiter
 from api.scheduler import Scheduler, SchedulerStatus
+from api.workers import Workers
 from core.clock import PacedClock
 from core.decision import Decision
 from core.settings import Settings
@@ -21,6 +22,7 @@ from core.timeframes import now_ms
 from execution.exchange import ExchangeBroker
 from execution.factory import build_broker
 from graph.engine import DecisionEngine
+from ingestion.exchange_feed import ExchangeFeed
 from ingestion.feeds import CandleFeed
 from safety.control import PanicReport
 from storage.api_keys import ApiKeyStore
@@ -50,6 +52,8 @@ class Service:
     events: EventFeed
     metrics: ServiceMetrics
     scheduler: Scheduler | None
+    # Background ingestion (news, research, order books) when deciding on exchange data.
+    workers: Workers | None
     # Set when the server is told to stop (SIGTERM): streams end, the scheduler winds down.
     stopping: threading.Event
     _panics_running: int = field(default=0, init=False)
@@ -110,10 +114,15 @@ def build_service(
     *,
     run_scheduler: bool = True,
     speed: float | None = None,
+    workers: Workers | None = None,
 ) -> Service:
-    """Wire the service: the market clock starts where the feed says, at the feed's pace."""
-    pace = speed or (
-        settings.service.replay_speed if feed.mode == "replay" else settings.service.sim_speed
+    """Wire the service: the market clock starts where the feed says, at the feed's pace
+    (an exchange's is real time)."""
+    pace = (
+        1.0
+        if isinstance(feed, ExchangeFeed)
+        else speed
+        or (settings.service.replay_speed if feed.mode == "replay" else settings.service.sim_speed)
     )
     clock = PacedClock(feed.start_ms(now_ms()), pace)
     stopping = threading.Event()
@@ -139,10 +148,18 @@ def build_service(
         safety_events=SafetyEventStore(database.session_factory),
         api_keys=ApiKeyStore(database),
         rate_limiter=RateLimiter(settings.api),
-        health=HealthProbe(database, feed.series, clock, settings.limits.freshness_bars),
+        health=HealthProbe(
+            database,
+            feed.series,
+            clock,
+            settings.limits.freshness_bars,
+            exchange_states=feed.states if isinstance(feed, ExchangeFeed) else None,
+            workers=workers,
+        ),
         events=EventFeed(database, settings.service.stream_poll_ms / 1000.0, stopping),
         metrics=metrics,
         scheduler=scheduler,
+        workers=workers,
         stopping=stopping,
     )
     metrics.watch(service.decisions, service.health_report)

@@ -118,6 +118,9 @@ class Decision(_Frozen):
     as_of: str
     created_at: str
     mode: Mode
+    # The broker the decision's orders go to ("paper" unless an exchange broker is set up):
+    # mode "live" says the data came from an exchange, this says where the money is.
+    broker: str | None = None
     engine_version: str
     config_hash: str
     inputs: InputHashes

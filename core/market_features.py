@@ -5,12 +5,14 @@ floats; values are Python floats (exact, deterministic JSON) and never NaN or in
 """
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from core import indicators
 from core.candles import CandleWindow, FloatArray
 from core.evidence import Evidence
+from core.market_view import BookSummary
 from core.snapshot import InsufficientDataError, MarketSnapshot
 from core.timeframes import format_timestamp
 
@@ -52,6 +54,22 @@ def market_snapshot(window: CandleWindow, as_of: int) -> MarketSnapshot:
         last_close_time=last_close,
         values=values,
     )
+
+
+def with_book(snapshot: MarketSnapshot, book: BookSummary | None) -> MarketSnapshot:
+    """The snapshot plus the order book's spread and imbalance, when a recent book exists;
+    without one the snapshot is unchanged (and nobody argues from a book)."""
+    if book is None:
+        return snapshot
+    taken = f"order book at {format_timestamp(book.taken_at)} ({book.source})"
+    band = f"levels within ±{book.band_fraction * 100:g}% of the mid, {taken}"
+    entries = [
+        ("book_spread", book.spread_fraction, f"(ask − bid) / mid, {taken}"),
+        ("book_imbalance", book.imbalance, f"(bid − ask quantity) / their sum, {band}"),
+    ]
+    values = dict(snapshot.values)
+    values.update({name: _finite(name, value, where) for name, value, where in entries})
+    return replace(snapshot, values=values)
 
 
 Entry = tuple[str, float, str]  # name, value, what it was computed over

@@ -29,11 +29,27 @@ class ResearchObservation(BaseModel):
     fetched_at: int
 
 
+class BookSummary(BaseModel):
+    """The top of an order book at ``taken_at``: best prices, spread and depth imbalance."""
+
+    model_config = ConfigDict(frozen=True)
+
+    symbol: str
+    taken_at: int
+    best_bid: float
+    best_ask: float
+    spread_fraction: float  # (ask − bid) / mid
+    imbalance: float  # (bid − ask quantity) / their sum within the band, in [-1, 1]
+    band_fraction: float  # the band around the mid the imbalance counts, e.g. 0.01 = ±1%
+    source: str
+
+
 class MarketView(Protocol):
     """Reads bound to ``as_of`` (epoch ms).
 
     candles: closed candles only (open + timeframe ≤ as_of), the newest ``limit``;
-    news: published_at ≤ as_of; research: fetched_at ≤ as_of.
+    news: published_at ≤ as_of; research: fetched_at ≤ as_of; book: the newest summary
+    taken ≤ as_of and not older than the view's staleness bound (None: none that recent).
     """
 
     @property
@@ -44,3 +60,5 @@ class MarketView(Protocol):
     def news(self, symbol: str, limit: int) -> Sequence[NewsItem]: ...
 
     def research(self, symbol: str) -> Sequence[ResearchObservation]: ...
+
+    def book(self, symbol: str) -> BookSummary | None: ...

@@ -262,6 +262,21 @@ class ResearchSettings(BaseModel):
     timeout_seconds: float = Field(default=10.0, gt=0.0, le=120.0)
 
 
+class BookSettings(BaseModel):
+    """Order books: how they are summarised for the agents and how old a summary may be."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # A decision cites a book summary taken at most this long before as_of, else none.
+    staleness_seconds: int = Field(default=120, gt=0)
+    # Depth imbalance counts the levels within this fraction of the mid price (0.01 = ±1%).
+    band_fraction: float = Field(default=0.01, gt=0.0, le=0.5)
+    # Levels asked for in a REST depth snapshot (Binance accepts 5 to 5000).
+    snapshot_levels: int = Field(default=100, ge=5, le=5000)
+    # How often the service takes a snapshot and a ticker of each symbol.
+    poll_seconds: int = Field(default=30, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SIGMAX_", env_nested_delimiter="__", frozen=True, extra="forbid"
@@ -284,6 +299,7 @@ class Settings(BaseSettings):
     news: NewsSettings = NewsSettings()
     research: ResearchSettings = ResearchSettings()
     broker: BrokerSettings = BrokerSettings()
+    book: BookSettings = BookSettings()
 
     @field_validator("symbols")
     @classmethod
@@ -328,6 +344,10 @@ class Settings(BaseSettings):
             "paper": self.paper.model_dump(),
             "broker": self.broker.decision_fields(),
             "seed": self.seed,
+            "book": {
+                "staleness_seconds": self.book.staleness_seconds,
+                "band_fraction": self.book.band_fraction,
+            },
         }
 
 

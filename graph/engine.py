@@ -70,7 +70,9 @@ class DecisionEngine:
 
         self.services = DecisionServices(
             settings=settings,
-            market_view=lambda as_of: StoredMarketView(database.session_factory, as_of),
+            market_view=lambda as_of: StoredMarketView(
+                database.session_factory, as_of, settings.book.staleness_seconds * 1000
+            ),
             control=control_view,
             book=book,
             broker=self.broker,
@@ -86,10 +88,6 @@ class DecisionEngine:
         mode: Mode | None = None,
         place_orders: bool = True,
     ) -> Decision:
-        if mode == "live":
-            # No live broker exists yet; "live" here would trade paper without the live caps'
-            # daily count. Refuse rather than pretend.
-            raise ValueError("mode 'live' needs a live broker, which this version does not have")
         self.broker.process_fills(as_of)
         self.control.auto_resume_due(as_of)
         request = DecisionRequest(
@@ -105,7 +103,9 @@ class DecisionEngine:
         state = await self.run_steps({"request": request, "timings_ms": {}})
         state["timings_ms"]["graph"] = (time.perf_counter() - started) * 1000.0
         created_at = now_ms()
-        decision = build_decision(state, created_at=created_at, config_hash=self._config_hash)
+        decision = build_decision(
+            state, created_at=created_at, config_hash=self._config_hash, broker=self.broker.name
+        )
         events = gate_events(symbol, decision.proposal, decision.safety, created_at)
         self._decisions.save(decision, events)
         for trip in state["triggers"].trips:

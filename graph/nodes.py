@@ -10,7 +10,7 @@ from agents.researcher import research_brief
 from core.candles import CandleWindow
 from core.decision import Abstained, Execution, Mode, RLSignal, SentimentSignal
 from core.evidence import ResearchBrief
-from core.market_features import market_snapshot
+from core.market_features import market_snapshot, with_book
 from core.sentiment import decayed_sentiment
 from core.timeframes import format_timestamp
 from core.trading import OrderRequest, quote_of
@@ -28,9 +28,10 @@ def gather(state: DecisionState, services: DecisionServices) -> DecisionState:
     request = state["request"]
     view = services.market_view(request.as_of)
     window = view.candles(request.symbol, request.timeframe, services.settings.lookback_bars)
+    book = view.book(request.symbol)
     snapshot, snapshot_error = None, None
     try:
-        snapshot = market_snapshot(window, request.as_of)
+        snapshot = with_book(market_snapshot(window, request.as_of), book)
     except ValueError as error:  # InsufficientDataError included: both mean "cannot compute"
         snapshot_error = f"indicators unavailable: {error}"
     market = MarketInputs(
@@ -40,6 +41,7 @@ def gather(state: DecisionState, services: DecisionServices) -> DecisionState:
         snapshot_error=snapshot_error,
         news=tuple(view.news(request.symbol, NEWS_LIMIT)),
         research=tuple(view.research(request.symbol)),
+        book=book,
     )
     return {"market": market}
 

@@ -25,6 +25,7 @@ def build_decision(
     *,
     created_at: int,
     config_hash: str,
+    broker: str,
 ) -> Decision:
     request, market = state["request"], state["market"]
     outcome = state.get("debate")
@@ -36,6 +37,7 @@ def build_decision(
         as_of=format_timestamp(request.as_of),
         created_at=format_timestamp(created_at),
         mode=market.mode,
+        broker=broker,
         engine_version=ENGINE_VERSION,
         config_hash=config_hash,
         inputs=input_hashes(market),

@@ -16,7 +16,7 @@ from core.decision import (
     SentimentSignal,
 )
 from core.evidence import Argument, ResearchBrief
-from core.market_view import MarketView, NewsItem, ResearchObservation
+from core.market_view import BookSummary, MarketView, NewsItem, ResearchObservation
 from core.settings import Settings
 from core.snapshot import MarketSnapshot
 from core.trading import FillView, PortfolioView
@@ -48,6 +48,7 @@ class MarketInputs:
     snapshot_error: str | None
     news: tuple[NewsItem, ...]
     research: tuple[ResearchObservation, ...]
+    book: BookSummary | None  # the newest order-book summary within the staleness bound
 
 
 @dataclass(frozen=True)

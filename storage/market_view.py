@@ -6,7 +6,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.candles import CandleWindow
-from core.market_view import NewsItem, ResearchObservation
+from core.market_view import BookSummary, NewsItem, ResearchObservation
+from storage.book_summaries import BookSummaryStore
 from storage.candles import CandleStore
 from storage.models import NewsItemRow, ResearchObservationRow
 
@@ -66,10 +67,14 @@ class StoredMarketView:
     built once at import: each decision runs them, and building them cost more than running.
     """
 
-    def __init__(self, session_factory: sessionmaker[Session], as_of: int) -> None:
+    def __init__(
+        self, session_factory: sessionmaker[Session], as_of: int, book_staleness_ms: int = 0
+    ) -> None:
         self._session_factory = session_factory
         self._as_of = as_of
         self._candles = CandleStore(session_factory)
+        self._books = BookSummaryStore(session_factory)
+        self._book_staleness_ms = book_staleness_ms
 
     @property
     def as_of(self) -> int:
@@ -108,6 +113,11 @@ class StoredMarketView:
         with self._session_factory() as session:
             rows = session.connection().execute(RESEARCH_QUERY, parameters).all()
         return [ResearchObservation.model_validate(row._asdict()) for row in rows]
+
+    def book(self, symbol: str) -> BookSummary | None:
+        """The newest summary taken in [as_of − staleness, as_of]: an older book says nothing
+        about the market at as_of."""
+        return self._books.latest(symbol, self._as_of - self._book_staleness_ms, self._as_of)
 
 
 def _contains_pattern(text: str) -> str:

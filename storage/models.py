@@ -321,3 +321,22 @@ class ApiKeyRow(Base):
     label: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[EpochMs]
     revoked_at: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+
+class BookSummaryRow(Base):
+    """The top of a symbol's order book at one instant: what a decision may cite of it."""
+
+    __tablename__ = "book_summaries"
+    __table_args__ = (sa.Index(None, "symbol", "taken_at"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True)
+    symbol: Mapped[Symbol]
+    taken_at: Mapped[EpochMs]
+    best_bid: Mapped[float]
+    best_ask: Mapped[float]
+    # (ask − bid) / mid.
+    spread_fraction: Mapped[float]
+    # (bid − ask quantity) / their sum, over the levels within ``band_fraction`` of the mid.
+    imbalance: Mapped[float]
+    band_fraction: Mapped[float]
+    source: Mapped[str] = mapped_column(sa.String(32))

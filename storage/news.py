@@ -34,7 +34,9 @@ class NewsStore:
         """Store the items not seen before — by guid within their source, by link, or by
         normalised title, among what is stored and earlier in ``items`` — and return them."""
         added: list[NewNewsItem] = []
-        with self._database.session_factory.begin() as session:
+        # Read then write: on SQLite the write lock is taken at BEGIN, so a worker writing
+        # beside the scheduler waits its turn (busy timeout) instead of failing "locked".
+        with self._database.guarded_session_factory.begin() as session:
             seen_guids, seen_urls, seen_titles = _already_stored(session, items)
             for item in items:
                 if (

@@ -34,7 +34,9 @@ class SourcePollStore:
             return [_poll(row) for row in rows]
 
     def record(self, poll: SourcePoll) -> None:
-        with self._database.session_factory.begin() as session:
+        # Read then write: on SQLite the write lock is taken at BEGIN, so a worker writing
+        # beside the scheduler waits its turn (busy timeout) instead of failing "locked".
+        with self._database.guarded_session_factory.begin() as session:
             session.merge(
                 SourcePollRow(
                     key=poll.key,

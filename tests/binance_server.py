@@ -33,6 +33,11 @@ class Binance:
     base_url: str = ""
     faults: deque[Fault] = field(default_factory=deque)
     kline_requests: list[dict[str, str]] = field(default_factory=list)
+    # Market data beyond klines (see the block below): depth books by exchange symbol id,
+    # further symbols listed in exchangeInfo.
+    books: dict[str, "Depth"] = field(default_factory=dict)
+    more_symbols: tuple[str, ...] = ()
+    depth_requests: int = 0
 
     def klines(self, start: int, limit: int) -> list[list[object]]:
         step = self.candles.timeframe_ms
@@ -103,11 +108,15 @@ def binance_server(candles: CandleWindow, now_ms: int) -> Iterator[Binance]:
                     "rateLimits": [],
                     "exchangeFilters": [],
                     "symbols": [
-                        {"symbol": base + quote, "baseAsset": base, "quoteAsset": quote}
-                        | EXCHANGE_INFO_SYMBOL
+                        {"symbol": b + q, "baseAsset": b, "quoteAsset": q} | EXCHANGE_INFO_SYMBOL
+                        for b, q in [(base, quote), *listed_pairs(exchange)]
                     ],
                 }
                 self._json(200, info)
+                return
+            answer = market_data(exchange, url.path, query)
+            if answer is not None:
+                self._json(*answer)
                 return
             if url.path != "/api/v3/klines":
                 self._json(404, {"code": -1, "msg": "not found"})
@@ -142,3 +151,70 @@ def binance_server(candles: CandleWindow, now_ms: int) -> Iterator[Binance]:
     with serving(Handler) as base_url:
         exchange.base_url = base_url
         yield exchange
+
+
+# --- Market data beyond klines: depth, ticker/24hr, bookTicker, many symbols -------------
+
+
+@dataclass
+class Depth:
+    """A book as /api/v3/depth answers it: lastUpdateId and [price, quantity] text rows."""
+
+    last_update_id: int
+    bids: list[tuple[float, float]]
+    asks: list[tuple[float, float]]
+
+
+def listed_pairs(exchange: Binance) -> list[tuple[str, str]]:
+    return [tuple(symbol.split("/")) for symbol in exchange.more_symbols]  # type: ignore[misc]
+
+
+def market_data(exchange: Binance, path: str, query: dict[str, str]) -> tuple[int, object] | None:
+    """The answer to a depth or ticker request, or None for any other path."""
+    if path == "/api/v3/depth":
+        exchange.depth_requests += 1
+        book = exchange.books.get(query.get("symbol", ""))
+        if book is None:
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
+        limit = int(query.get("limit", 100))
+        return 200, {
+            "lastUpdateId": book.last_update_id,
+            "bids": [[f"{p:.8f}", f"{q:.8f}"] for p, q in book.bids[:limit]],
+            "asks": [[f"{p:.8f}", f"{q:.8f}"] for p, q in book.asks[:limit]],
+        }
+    if path in ("/api/v3/ticker/24hr", "/api/v3/ticker/bookTicker"):
+        symbol = query.get("symbol", "")
+        book = exchange.books.get(symbol)
+        if book is None:
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
+        (bid, bid_qty), (ask, ask_qty) = book.bids[0], book.asks[0]
+        top = {
+            "symbol": symbol,
+            "bidPrice": f"{bid:.8f}",
+            "bidQty": f"{bid_qty:.8f}",
+            "askPrice": f"{ask:.8f}",
+            "askQty": f"{ask_qty:.8f}",
+        }
+        if path.endswith("bookTicker"):
+            return 200, top
+        closes = exchange.candles.close
+        last, first = float(closes[-1]), float(closes[0])
+        return 200, top | {
+            "priceChange": f"{last - first:.8f}",
+            "priceChangePercent": f"{(last / first - 1) * 100:.3f}",
+            "weightedAvgPrice": f"{last:.8f}",
+            "prevClosePrice": f"{first:.8f}",
+            "lastPrice": f"{last:.8f}",
+            "lastQty": "1.00000000",
+            "openPrice": f"{first:.8f}",
+            "highPrice": f"{float(exchange.candles.high.max()):.8f}",
+            "lowPrice": f"{float(exchange.candles.low.min()):.8f}",
+            "volume": f"{float(exchange.candles.volume.sum()):.8f}",
+            "quoteVolume": "0",
+            "openTime": exchange.now_ms - 86_400_000,
+            "closeTime": exchange.now_ms,
+            "firstId": 1,
+            "lastId": 2,
+            "count": 2,
+        }
+    return None

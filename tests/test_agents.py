@@ -276,6 +276,7 @@ def test_the_researcher_says_news_and_research_are_missing() -> None:
     assert brief.missing == (
         "news: no items stored up to 2023-01-20T12:00:00Z",
         "research: no observations stored up to 2023-01-20T12:00:00Z",
+        "order book: no recent summary up to 2023-01-20T12:00:00Z",
     )
     assert [item.kind for item in brief.items] == ["volatility_regime", "volume_regime"]
     assert brief.confidence_factor == 1.0
@@ -292,7 +293,7 @@ def test_the_researcher_reports_news_and_research() -> None:
         observation("fear_greed", 25.0, "2023-01-20T00:00:00Z"),
     ]
     brief = research_brief(snapshot(), news, research)
-    assert brief.missing == ()
+    assert brief.missing == ("order book: no recent summary up to 2023-01-20T12:00:00Z",)
     by_kind = {item.kind: item for item in brief.items}
     news_values = {e.name: e.value for e in by_kind["news"].evidence}
     assert news_values == {"news_count": 3.0, "news_sentiment_mean": pytest.approx(0.2)}
