@@ -643,5 +643,11 @@ def _print(decision: Decision, as_json: bool) -> None:
         click.echo(render_decision(decision))
 
 
+# Last: cli_rl imports Context and the option callbacks from this module.
+from api.cli_rl import rl  # noqa: E402
+
+cli.add_command(rl)
+
+
 def main() -> None:
     cli()

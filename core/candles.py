@@ -60,16 +60,19 @@ class CandleWindow:
 
     def tail(self, count: int) -> "CandleWindow":
         """The newest ``count`` candles (all of them when fewer are held)."""
-        start = max(0, len(self) - count)
+        return self.part(max(0, len(self) - count), len(self))
+
+    def part(self, start: int, stop: int) -> "CandleWindow":
+        """The candles at positions start..stop-1."""
         return CandleWindow(
             symbol=self.symbol,
             timeframe=self.timeframe,
             timeframe_ms=self.timeframe_ms,
-            open_time=self.open_time[start:],
-            open=self.open[start:],
-            high=self.high[start:],
-            low=self.low[start:],
-            close=self.close[start:],
-            volume=self.volume[start:],
+            open_time=self.open_time[start:stop],
+            open=self.open[start:stop],
+            high=self.high[start:stop],
+            low=self.low[start:stop],
+            close=self.close[start:stop],
+            volume=self.volume[start:stop],
             sources=self.sources,
         )

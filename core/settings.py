@@ -277,6 +277,28 @@ class BookSettings(BaseModel):
     poll_seconds: int = Field(default=30, ge=1)
 
 
+class RLSettings(BaseModel):
+    """PPO training (stable-baselines3), the trading env's rules and the walk-forward run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    learning_rate: float = Field(default=3e-4, gt=0.0)
+    n_steps: int = Field(default=2048, ge=8)
+    batch_size: int = Field(default=64, ge=2)
+    gamma: float = Field(default=0.99, gt=0.0, le=1.0)
+    # The newest share of the data before --train-until, held out to judge the model.
+    validation_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    # An episode ends when the portfolio falls this far below its peak.
+    max_drawdown: float = Field(default=0.25, gt=0.0, le=1.0)
+    # Subtracted from the reward per trade, on top of the fees and slippage it already pays:
+    # discourages churning on noise.
+    trade_penalty: float = Field(default=0.0005, ge=0.0)
+    # Walk-forward: the candle files' folder, windows per file, PPO steps per window.
+    data_dir: Path = Path("../shared/data")
+    walk_forward_windows: int = Field(default=4, ge=2)
+    walk_forward_timesteps: int = Field(default=20_000, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SIGMAX_", env_nested_delimiter="__", frozen=True, extra="forbid"
@@ -300,6 +322,7 @@ class Settings(BaseSettings):
     research: ResearchSettings = ResearchSettings()
     broker: BrokerSettings = BrokerSettings()
     book: BookSettings = BookSettings()
+    rl: RLSettings = RLSettings()
 
     @field_validator("symbols")
     @classmethod

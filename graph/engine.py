@@ -25,6 +25,7 @@ from graph.state import (
     DecisionServices,
     DecisionState,
 )
+from rl.registry import MODELS_FOLDER, ActiveModel, ModelRegistry
 from safety.control import ControlError, ControlService
 from safety.events import gate_events
 from safety.triggers import Trip
@@ -76,9 +77,13 @@ class DecisionEngine:
             control=control_view,
             book=book,
             broker=self.broker,
+            rl_model=ModelRegistry(settings.home / MODELS_FOLDER).load_active(),
         )
         self._graph = build_graph(self.services)
-        self._config_hash = hash_json(settings.decision_config())
+        # The active RL model changes what a decision says as much as any setting does.
+        rl_model = self.services.rl_model
+        active = rl_model.policy.model_id if isinstance(rl_model, ActiveModel) else None
+        self._config_hash = hash_json({**settings.decision_config(), "rl_model": active})
 
     async def decide_async(
         self,

@@ -8,15 +8,17 @@ from agents.bear import bear_arguments
 from agents.bull import bull_arguments
 from agents.researcher import research_brief
 from core.candles import CandleWindow
-from core.decision import Abstained, Execution, Mode, RLSignal, SentimentSignal
+from core.decision import Abstained, Execution, Mode, SentimentSignal
 from core.evidence import ResearchBrief
 from core.market_features import market_snapshot, with_book
 from core.sentiment import decayed_sentiment
 from core.timeframes import format_timestamp
-from core.trading import OrderRequest, quote_of
+from core.trading import OrderRequest, PortfolioView, quote_of
 from graph.debate import run_debate
 from graph.fusion import fuse
 from graph.state import DecisionServices, DecisionState, MarketInputs
+from rl.features import snapshot_feature_row
+from rl.observation import build_observation
 from safety.gate import GateInputs, MarketDataStatus, evaluate
 from safety.triggers import DailyEquity, TriggerInputs, evaluate_triggers
 
@@ -79,11 +81,42 @@ def debate(state: DecisionState, services: DecisionServices) -> DecisionState:
     return {"debate": outcome, "debate_signal": outcome.verdict}
 
 
-def rl(_state: DecisionState, _services: DecisionServices) -> DecisionState:
-    signal: RLSignal = Abstained(
-        reason="no RL policy: this engine version has no trained model registry"
+def rl(state: DecisionState, services: DecisionServices) -> DecisionState:
+    """The active policy's opinion on MarketView(as_of) and the book, or why it has none.
+
+    It reads the book (position, unrealised PnL) and hands it on in the state, so the gate
+    does not read it a second time.
+    """
+    model = services.rl_model
+    if isinstance(model, Abstained):
+        return {"rl": model}
+    request, market = state["request"], state["market"]
+    not_usable = model.out_of_sample_reason(request.timeframe, request.as_of)
+    if not_usable is not None:
+        return {"rl": Abstained(reason=not_usable)}
+    if market.snapshot is None:
+        reason = market.snapshot_error or "indicators unavailable"
+        return {"rl": Abstained(reason=f"no RL observation: {reason}")}
+    book = services.book(request)
+    reading = decayed_sentiment(market.news, request.as_of)
+    row = snapshot_feature_row(market.snapshot, None if reading is None else reading.score)
+    position, unrealised = book_features(
+        book.portfolio, request.symbol, services.settings.limits.max_position_fraction
     )
-    return {"rl": signal}
+    observation = build_observation(row, position, unrealised, model.policy.scaling)
+    return {"rl": model.policy.opinion(observation), "book": book}
+
+
+def book_features(
+    portfolio: PortfolioView, symbol: str, max_position_fraction: float
+) -> tuple[float, float]:
+    """Position as a share of the most the profile allows (0..1, the env's 0 flat / 1 long)
+    and the open position's unrealised PnL as a fraction of its cost."""
+    position = min(1.0, portfolio.position_fraction(symbol) / max_position_fraction)
+    holding = portfolio.holdings.get(symbol)
+    if holding is None or holding.cost <= 0.0:
+        return position, 0.0
+    return position, holding.unrealised_pnl / holding.cost
 
 
 def sentiment(state: DecisionState, _services: DecisionServices) -> DecisionState:
@@ -114,7 +147,8 @@ def gate(state: DecisionState, services: DecisionServices) -> DecisionState:
     """Read the book, run the auto-pause triggers, then every pre-trade check."""
     request, market = state["request"], state["market"]
     settings = services.settings
-    book = services.book(request)
+    # The rl node has read the book when it had a model to ask; otherwise it is read here.
+    book = state["book"] if "book" in state else services.book(request)
     quote = quote_of(request.symbol)
     currency = book.portfolio.currencies.get(quote)
     equity = DailyEquity(

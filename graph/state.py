@@ -6,6 +6,7 @@ from typing import Annotated, TypedDict
 
 from core.candles import CandleWindow
 from core.decision import (
+    Abstained,
     ControlStateName,
     DebateSignal,
     Execution,
@@ -22,6 +23,7 @@ from core.snapshot import MarketSnapshot
 from core.trading import FillView, PortfolioView
 from execution.broker import Broker
 from graph.debate import DebateOutcome
+from rl.registry import ActiveModel
 from safety.triggers import TriggerReport
 
 
@@ -76,6 +78,8 @@ class DecisionServices:
     control: Callable[[str], ControlView]
     book: Callable[[DecisionRequest], BookInputs]
     broker: Broker
+    # The registry's active RL model, loaded once per process, or why there is none.
+    rl_model: ActiveModel | Abstained
 
 
 def merge_timings(left: dict[str, float], right: dict[str, float]) -> dict[str, float]:
