@@ -68,6 +68,7 @@ def create_app(service: Service) -> FastAPI:
             await feed_task
             if workers_task is not None:
                 await workers_task
+            await asyncio.to_thread(service.feed.close)
             log.info("service stopped")
 
     app = FastAPI(

@@ -1,5 +1,6 @@
 """The `sigmax` command line: demo, serve, keys, data import, decide, decisions, control."""
 
+import asyncio
 import getpass
 import json
 from dataclasses import dataclass
@@ -22,7 +23,12 @@ from execution.exchange_client import ExchangeConfigError
 from execution.factory import build_broker
 from graph.engine import DecisionEngine
 from ingestion.candle_file import CandleFileError
-from ingestion.exchange_candles import CandleFetcher, public_client
+from ingestion.exchange_candles import (
+    CandleFetcher,
+    RefreshReport,
+    candle_client,
+    public_client,
+)
 from ingestion.exchange_feed import ExchangeFeed
 from ingestion.feeds import (
     CandleFeed,
@@ -153,6 +159,7 @@ def demo(context: Context, bars: int) -> None:
     help="Decide on closed candles from this exchange (a ccxt id, e.g. binance), in real time.",
 )
 @click.option("--rest-url", help="With --exchange: send its REST requests here (proxy, mirror).")
+@click.option("--testnet", is_flag=True, help="With --exchange: its testnet (ccxt's sandbox mode).")
 @pass_context
 def serve_command(
     context: Context,
@@ -165,6 +172,7 @@ def serve_command(
     no_scheduler: bool,
     exchange_id: str | None,
     rest_url: str | None,
+    testnet: bool,
 ) -> None:
     """Run the REST service: decide at each candle close of each configured symbol (the
     simulated market by default, offline), and serve /api/v1 (docs at /docs)."""
@@ -177,11 +185,13 @@ def serve_command(
         if exchange_id is not None:
             if replay is not None or speed is not None:
                 raise click.UsageError("--exchange runs in real time: no --replay or --speed")
-            feed: CandleFeed = exchange_feed(context, exchange_id, rest_url)
+            feed: CandleFeed = exchange_feed(context, exchange_id, rest_url, testnet)
             # Their own client: the scheduler's refreshes and the workers run side by side.
-            client = public_client(exchange_id, FETCH_TIMEOUT_SECONDS, rest_url)
+            client = public_client(exchange_id, FETCH_TIMEOUT_SECONDS, rest_url, testnet)
             workers = build_workers(settings, database, client, candles=None)
         else:
+            if testnet:
+                raise click.UsageError("--testnet goes with --exchange")
             feed, workers = _feed(context, replay, symbol, timeframe), None
     except (ServeError, FeedError) as error:
         raise click.ClickException(str(error)) from None
@@ -205,23 +215,27 @@ def serve_command(
 @cli.command("ingest")
 @click.option("--exchange", "exchange_id", default="binance", show_default=True, help="A ccxt id.")
 @click.option("--rest-url", help="Send the exchange's REST requests here (a proxy or mirror).")
+@click.option("--testnet", is_flag=True, help="The exchange's testnet (ccxt's sandbox mode).")
 @pass_context
-def ingest_command(context: Context, exchange_id: str, rest_url: str | None) -> None:
+def ingest_command(context: Context, exchange_id: str, rest_url: str | None, testnet: bool) -> None:
     """Run the ingestion workers alone, without deciding: candles of the configured series at
     each close, order books and tickers, news and research. Stop with Ctrl-C (SIGINT/SIGTERM)."""
     settings = context.settings
     try:
-        feed = exchange_feed(context, exchange_id, rest_url)
+        feed = exchange_feed(context, exchange_id, rest_url, testnet)
+        client = public_client(exchange_id, FETCH_TIMEOUT_SECONDS, rest_url, testnet)
     except FeedError as error:
         raise click.ClickException(str(error)) from None
-    client = public_client(exchange_id, FETCH_TIMEOUT_SECONDS, rest_url)
     workers = build_workers(settings, context.database, client, candles=feed)
     click.echo(
         f"ingesting from {exchange_id}: "
         f"{', '.join(f'{item.symbol} {item.timeframe}' for item in feed.series)}; "
         f"workers: {', '.join(worker.name for worker in workers.workers)}"
     )
-    run_workers(workers, _say)
+    try:
+        run_workers(workers, _say)
+    finally:
+        feed.close()
 
 
 def _say(text: str) -> None:
@@ -236,18 +250,21 @@ def configured_series(settings: Settings) -> tuple[Series, ...]:
     )
 
 
-def exchange_feed(context: Context, exchange_id: str, rest_url: str | None) -> ExchangeFeed:
+def exchange_feed(
+    context: Context, exchange_id: str, rest_url: str | None, testnet: bool
+) -> ExchangeFeed:
     """The configured series from ``exchange_id``, each symbol checked against its markets."""
     settings = context.settings
-    client = public_client(exchange_id, FETCH_TIMEOUT_SECONDS, rest_url)
-    check_listed(client, settings.symbols)
+    check_listed(
+        public_client(exchange_id, FETCH_TIMEOUT_SECONDS, rest_url, testnet), settings.symbols
+    )
     store = CandleStore(context.database.session_factory)
     # The refresh reads what is stored, then writes: on SQLite it takes the write lock at
     # BEGIN, so it waits for the workers' writes (busy timeout) instead of failing "locked".
     writer = CandleStore(context.database.guarded_session_factory)
     # Enough history for the first decision's indicators and the gate's missing-bar count.
     fetcher = CandleFetcher(
-        client,
+        candle_client(exchange_id, FETCH_TIMEOUT_SECONDS, rest_url, testnet),
         writer,
         ApiErrorStore(context.database.session_factory),
         backfill_bars=settings.lookback_bars,
@@ -388,6 +405,7 @@ def data() -> None:
     help="How far back to start when nothing is stored yet.",
 )
 @click.option("--rest-url", help="Send the exchange's REST requests here (a proxy or mirror).")
+@click.option("--testnet", is_flag=True, help="The exchange's testnet (ccxt's sandbox mode).")
 @pass_context
 def fetch_command(
     context: Context,
@@ -396,17 +414,27 @@ def fetch_command(
     exchange_id: str,
     bars: int,
     rest_url: str | None,
+    testnet: bool,
 ) -> None:
     """Fetch SYMBOL's closed candles from an exchange (ccxt, public data): after the newest
     stored, or the last --bars. Needs the network."""
     store = CandleStore(context.database.session_factory)
+
+    async def fetch() -> RefreshReport:
+        fetcher = CandleFetcher(
+            candle_client(exchange_id, FETCH_TIMEOUT_SECONDS, rest_url, testnet),
+            store,
+            ApiErrorStore(context.database.session_factory),
+            backfill_bars=bars,
+        )
+        try:
+            return await fetcher.refresh(symbol, timeframe, now_ms())
+        finally:
+            await fetcher.close()
+
     try:
         ensure_not_simulated(store, Series(symbol, timeframe))
-        client = public_client(exchange_id, FETCH_TIMEOUT_SECONDS, rest_url)
-        fetcher = CandleFetcher(
-            client, store, ApiErrorStore(context.database.session_factory), backfill_bars=bars
-        )
-        report = fetcher.refresh(symbol, timeframe, now_ms())
+        report = asyncio.run(fetch())
     except FeedError as error:
         raise click.ClickException(f"{error}; nothing more was stored") from None
     click.echo(

@@ -3,12 +3,13 @@
 
 1. Close to stored: 100 symbols, each with its history stored up to the previous close; the
    time from the next candle's close until every symbol's new candle is stored, through the
-   service's path (ExchangeFeed.prepare per series: fetch_ohlcv, closed-candle checks, one
-   insert), one after the other as the scheduler runs them. The rate limiter sets the floor:
-   Binance's klines cost 0.4 of ccxt's 50 ms unit, so 100 requests take at least 2.0 s.
-   (Threads sharing one sync client would go faster only by slipping past the limiter,
-   whose bookkeeping is not thread-safe: not measured.) Anchor: the same 100 kline requests
-   with plain httpx, no limiter, nothing parsed or stored.
+   service's path (ExchangeFeed.prepare, as the scheduler calls it for each series: the
+   first call fetches the whole timeframe side by side on ccxt's async client — fetch_ohlcv,
+   closed-candle checks, one insert per series — the others find their candle stored).
+   ccxt's limiter counts request weight over Binance's one-minute window (rolling window):
+   100 klines cost 40 of its 1,200 units a minute. With even spacing (ccxt's default leaky
+   bucket) they would wait 20 ms each: 2.0 s for 100. Anchor: the same 100 kline requests
+   one after the other with plain httpx, no limiter, nothing parsed or stored.
 2. Order-book updates applied per second through ExchangeBook.apply: Binance-shaped diff
    events (text prices) from bench/order_book.py's seeded stream, parsed, sequence-checked,
    validated and applied. Anchor: the same updates already parsed, straight into
@@ -34,7 +35,7 @@ from binance_server import Depth, binance_server  # noqa: E402
 from bench.order_book import stream  # noqa: E402
 from core.timeframes import parse_timestamp  # noqa: E402
 from ingestion.exchange_book import DiffEvent, ExchangeBook  # noqa: E402
-from ingestion.exchange_candles import CandleFetcher, public_client  # noqa: E402
+from ingestion.exchange_candles import CandleFetcher, candle_client, public_client  # noqa: E402
 from ingestion.exchange_feed import ExchangeFeed  # noqa: E402
 from ingestion.feeds import Series  # noqa: E402
 from ingestion.order_book import OrderBook  # noqa: E402
@@ -56,8 +57,7 @@ def close_to_stored() -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as home, binance_server(candles, first_close) as server:
         server.more_symbols = SYMBOLS[1:]
         database = open_database(f"sqlite:///{home}/bench.db")
-        client = public_client("binance", 10.0, rest_base=server.base_url)
-        client.load_markets()
+        client = candle_client("binance", 10.0, rest_base=server.base_url)
         store = CandleStore(database.guarded_session_factory)
         fetcher = CandleFetcher(client, store, ApiErrorStore(database.session_factory), 60)
         series = tuple(Series(symbol, "5m") for symbol in SYMBOLS)
@@ -69,6 +69,7 @@ def close_to_stored() -> tuple[float, float]:
         for item in series:
             feed.prepare(item, first_close + STEP)
         elapsed = time.perf_counter() - started
+        feed.close()
         failed = [key for key, state in feed.states().items() if state.added != 1]
         if failed:
             raise SystemExit(f"not stored: {failed[:3]}")

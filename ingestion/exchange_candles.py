@@ -7,20 +7,26 @@ unavailability, 429 rate limits and DDoS protection — are retried with exponen
 waiting what a Retry-After header asks when there is one; any other ExchangeError is not
 retried. Every failure is recorded as an API error (bursts of them pause trading, through
 the gate's trigger), and a refresh that gives up says why (FeedError): nothing made up.
+
+The fetcher runs on ccxt's async client, so the series closing together are fetched side
+by side under one rate limiter that counts each request's weight over the exchange's own
+window (ccxt's rolling-window limiter) instead of spacing every request evenly.
 """
 
-import time
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import ccxt
+import ccxt.async_support as ccxt_async
 import numpy as np
 
 from core.candles import CandleWindow
 from core.timeframes import floor_to, format_timestamp, timeframe_ms
+from core.urls import rebased_urls
 from ingestion.candle_file import CandleValueError, check_candle_values
-from ingestion.feeds import FeedError
+from ingestion.feeds import FeedError, Series
 from storage.api_errors import ApiErrorStore
 from storage.candles import VALUE_COLUMNS, CandleConflictError, CandleStore
 
@@ -48,7 +54,7 @@ class CandleFetcher:
         store: CandleStore,
         api_errors: ApiErrorStore,
         backfill_bars: int,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._exchange = exchange
         self._store = store
@@ -57,7 +63,24 @@ class CandleFetcher:
         self._sleep = sleep
         self._source = f"exchange:{exchange.id}"
 
-    def refresh(self, symbol: str, timeframe: str, now_ms: int) -> RefreshReport:
+    async def close(self) -> None:
+        """Close the client's HTTP session (on the loop it ran on)."""
+        await self._exchange.close()
+
+    async def refresh_all(
+        self, series: Sequence[Series], now_ms: int
+    ) -> list[RefreshReport | FeedError]:
+        """Refresh every series side by side; each one's report, or why it failed."""
+
+        async def one(item: Series) -> RefreshReport | FeedError:
+            try:
+                return await self.refresh(item.symbol, item.timeframe, now_ms)
+            except FeedError as error:
+                return error
+
+        return list(await asyncio.gather(*(one(item) for item in series)))
+
+    async def refresh(self, symbol: str, timeframe: str, now_ms: int) -> RefreshReport:
         """Store every closed candle after the newest stored one (or the last
         ``backfill_bars`` when none is), up to ``now_ms``."""
         step = timeframe_ms(timeframe)
@@ -71,7 +94,7 @@ class CandleFetcher:
         received = added = present = retries = 0
         dropped: list[str] = []
         while since <= newest_closed_open:
-            rows, tries = self._call(symbol, now_ms, symbol, timeframe, since, PAGE)
+            rows, tries = await self._call(symbol, now_ms, symbol, timeframe, since, PAGE)
             retries += tries
             received += len(rows)
             window, page_dropped = self._closed(symbol, timeframe, rows, since, now_ms)
@@ -88,11 +111,11 @@ class CandleFetcher:
             since = int(window.open_time[-1]) + step
         return RefreshReport(symbol, timeframe, received, added, present, tuple(dropped), retries)
 
-    def _call(self, symbol: str, now_ms: int, *args: Any) -> tuple[list[list[Any]], int]:
+    async def _call(self, symbol: str, now_ms: int, *args: Any) -> tuple[list[list[Any]], int]:
         """fetch_ohlcv with retries; the rows and how many retries it took."""
         for attempt in range(MAX_RETRIES + 1):
             try:
-                return self._exchange.fetch_ohlcv(*args), attempt
+                return await self._exchange.fetch_ohlcv(*args), attempt
             except ccxt.NetworkError as error:  # timeouts, 5xx, 429, DDoS protection
                 self._record(error, now_ms)
                 if attempt == MAX_RETRIES:
@@ -100,7 +123,7 @@ class CandleFetcher:
                         f"{symbol}: gave up after {attempt + 1} tries: "
                         f"{type(error).__name__}: {_short(error)}"
                     ) from None
-                self._sleep(self._wait(attempt))
+                await self._sleep(self._wait(attempt))
             except ccxt.ExchangeError as error:  # refused as asked: retrying will not help
                 self._record(error, now_ms)
                 raise FeedError(f"{symbol}: {type(error).__name__}: {_short(error)}") from None
@@ -168,30 +191,56 @@ def _short(error: Exception) -> str:
     return str(error)[:300]
 
 
-def public_client(exchange_id: str, timeout_seconds: float, rest_base: str | None = None) -> Any:
-    """A ccxt client for public market data, its own rate limiter on. ``rest_base`` points
-    every REST URL elsewhere (a proxy, a mirror, a test server)."""
-    try:
-        exchange_class = getattr(ccxt, exchange_id)
-    except AttributeError:
-        raise FeedError(f"ccxt knows no exchange {exchange_id!r}") from None
+def public_client(
+    exchange_id: str, timeout_seconds: float, rest_base: str | None = None, sandbox: bool = False
+) -> Any:
+    """A ccxt client for public market data (markets, order books, tickers), its own rate
+    limiter on."""
+    return _configured(ccxt, exchange_id, timeout_seconds, rest_base, sandbox, {})
+
+
+def candle_client(
+    exchange_id: str, timeout_seconds: float, rest_base: str | None = None, sandbox: bool = False
+) -> Any:
+    """An async ccxt client for candles. Its limiter counts request weight over the
+    exchange's window, so the series closing together go out at once, within the limit."""
+    return _configured(
+        ccxt_async,
+        exchange_id,
+        timeout_seconds,
+        rest_base,
+        sandbox,
+        {"rateLimiterAlgorithm": "rollingWindow"},
+    )
+
+
+def _configured(
+    module: Any,
+    exchange_id: str,
+    timeout_seconds: float,
+    rest_base: str | None,
+    sandbox: bool,
+    extra: dict[str, Any],
+) -> Any:
+    """``rest_base`` points every REST URL elsewhere (a proxy, a mirror, a test server);
+    ``sandbox`` switches to the exchange's testnet (ccxt's sandbox mode)."""
+    exchange_class = getattr(module, exchange_id, None)
+    if exchange_class is None:
+        raise FeedError(f"ccxt knows no exchange {exchange_id!r}")
     exchange = exchange_class(
         {
             "enableRateLimit": True,
             "timeout": int(timeout_seconds * 1000),
             # Spot only: the futures and options markets are other hosts and other requests.
             "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False},
+            **extra,
         }
     )
+    if sandbox:
+        try:
+            exchange.set_sandbox_mode(True)
+        except ccxt.NotSupported:
+            raise FeedError(f"{exchange_id} has no testnet in ccxt (sandbox mode)") from None
     if rest_base is not None:
-        exchange.urls["api"] = {
-            name: _rebased(url, rest_base) for name, url in exchange.urls["api"].items()
-        }
+        exchange.urls["api"] = rebased_urls(exchange.urls["api"], rest_base)
     return exchange
-
-
-def _rebased(url: Any, base: str) -> Any:
-    if not isinstance(url, str):
-        return url
-    parts = url.split("/", 3)  # scheme, "", host, path
-    return f"{base.rstrip('/')}/{parts[3]}" if len(parts) == 4 else base

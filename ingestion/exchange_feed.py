@@ -7,6 +7,10 @@ A refresh that fails does not stop the decision: the error is recorded here (for
 and as an API error (for the gate's burst trigger), and the decision runs on what is stored,
 so the gate's freshness check holds it with its reason — a gap in market data is never
 filled with anything made up.
+
+The first series asked for at a close brings every series of its timeframe up to that close,
+side by side on the async client (one request each, under one rate limiter); the others
+asked for at the same close find their candles stored and ask the exchange nothing.
 """
 
 import threading
@@ -14,8 +18,9 @@ from dataclasses import dataclass
 
 from core.decision import Mode
 from core.timeframes import now_ms
-from ingestion.exchange_candles import CandleFetcher
+from ingestion.exchange_candles import CandleFetcher, RefreshReport
 from ingestion.feeds import FeedError, Series, ensure_not_simulated
+from ingestion.loop_thread import LoopThread
 from storage.candles import CandleStore
 
 
@@ -48,6 +53,10 @@ class ExchangeFeed:
         self.exchange_id = exchange_id
         self.series = series
         self._fetcher = fetcher
+        self._loop = LoopThread(f"candles-{exchange_id}")
+        # One refresh at a time: the scheduler, the API and the candle worker may all ask.
+        self._refreshing = threading.Lock()
+        self._refreshed_to: dict[str, int] = {}  # series -> the close it was last brought to
         self._lock = threading.Lock()
         self._states = {
             _key(item): RefreshState(item.symbol, item.timeframe, None, 0, None, None)
@@ -61,26 +70,45 @@ class ExchangeFeed:
         return None
 
     def prepare(self, series: Series, as_of: int) -> None:
+        with self._refreshing:
+            if self._refreshed_to.get(_key(series)) == as_of:
+                return
+            due = tuple(
+                item
+                for item in self.series
+                if item.timeframe == series.timeframe
+                and self._refreshed_to.get(_key(item)) != as_of
+            )
+            if series not in due:  # asked for a series this feed was not configured with
+                due = (*due, series)
+            outcomes = self._loop.run(self._fetcher.refresh_all(due, as_of))
+            for item, outcome in zip(due, outcomes, strict=True):
+                self._record(item, as_of, outcome)
+
+    def _record(self, series: Series, as_of: int, outcome: RefreshReport | FeedError) -> None:
         key = _key(series)
-        previous = self.states()[key]
-        try:
-            report = self._fetcher.refresh(series.symbol, series.timeframe, as_of)
-        except FeedError as error:
+        previous = self.states().get(key)
+        if isinstance(outcome, FeedError):
             state = RefreshState(
                 series.symbol,
                 series.timeframe,
-                previous.refreshed_at,
-                previous.added,
-                str(error),
+                None if previous is None else previous.refreshed_at,
+                0 if previous is None else previous.added,
+                str(outcome),
                 now_ms(),
             )
         else:
+            self._refreshed_to[key] = as_of
             state = RefreshState(
-                series.symbol, series.timeframe, now_ms(), report.added, None, None
+                series.symbol, series.timeframe, now_ms(), outcome.added, None, None
             )
         with self._lock:
             # A new dict, never one changed in place: /health copies it from another thread.
             self._states = {**self._states, key: state}
+
+    def close(self) -> None:
+        """Close the exchange client and stop its loop."""
+        self._loop.close(self._fetcher.close())
 
     def states(self) -> dict[str, RefreshState]:
         return self._states

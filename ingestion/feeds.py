@@ -42,6 +42,10 @@ class CandleFeed(Protocol):
         """Make the candles closed by ``as_of`` available, or raise FeedError."""
         ...
 
+    def close(self) -> None:
+        """Release what the feed holds open (an exchange client); called once, at the end."""
+        ...
+
 
 class SimulatedFeed:
     """The seeded simulated market, extended candle by candle as its clock advances."""
@@ -76,6 +80,9 @@ class SimulatedFeed:
             )
         except RealDataPresentError as error:
             raise FeedError(str(error)) from None
+
+    def close(self) -> None:
+        """Nothing to release: the simulation runs in the process."""
 
 
 def ensure_not_simulated(store: CandleStore, series: Series) -> None:
@@ -115,3 +122,6 @@ class ReplayFeed:
                 f"the replay of {series.symbol} {series.timeframe} ended at "
                 f"{format_timestamp(self._last_close)}"
             )
+
+    def close(self) -> None:
+        """Nothing to release: the replay reads the database."""

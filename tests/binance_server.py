@@ -4,6 +4,7 @@ queued for the next kline requests: an HTTP status (with Retry-After), a delay, 
 out of order or twice."""
 
 import json
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -38,6 +39,20 @@ class Binance:
     books: dict[str, "Depth"] = field(default_factory=dict)
     more_symbols: tuple[str, ...] = ()
     depth_requests: int = 0
+    # Kline requests being answered at once, and the most there were: shows a client that
+    # sends them side by side.
+    klines_in_flight: int = 0
+    klines_in_flight_peak: int = 0
+    _counting: threading.Lock = field(default_factory=threading.Lock)
+
+    def kline_started(self) -> None:
+        with self._counting:
+            self.klines_in_flight += 1
+            self.klines_in_flight_peak = max(self.klines_in_flight_peak, self.klines_in_flight)
+
+    def kline_finished(self) -> None:
+        with self._counting:
+            self.klines_in_flight -= 1
 
     def klines(self, start: int, limit: int) -> list[list[object]]:
         step = self.candles.timeframe_ms
@@ -123,7 +138,11 @@ def binance_server(candles: CandleWindow, now_ms: int) -> Iterator[Binance]:
                 return
             exchange.kline_requests.append(query)
             fault = exchange.faults.popleft() if exchange.faults else Fault()
-            time.sleep(fault.delay_seconds)
+            exchange.kline_started()
+            try:
+                time.sleep(fault.delay_seconds)
+            finally:
+                exchange.kline_finished()
             if fault.status != 200:
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
                 self._json(fault.status, {"code": -1003, "msg": "too many requests"}, headers)

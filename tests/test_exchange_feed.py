@@ -7,8 +7,9 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from core.clock import PacedClock
 from core.settings import Settings
 from core.timeframes import now_ms, parse_timestamp
 from graph.engine import DecisionEngine
-from ingestion.exchange_candles import MAX_RETRIES, CandleFetcher, public_client
+from ingestion.exchange_candles import MAX_RETRIES, CandleFetcher, candle_client, public_client
 from ingestion.exchange_feed import ExchangeFeed
 from ingestion.feeds import FeedError, Series
 from ingestion.sim import simulate_candles
@@ -46,13 +47,33 @@ def exchange() -> Iterator[Binance]:
         yield server
 
 
-def exchange_feed(database: Database, exchange: Binance, waits: list[float]) -> ExchangeFeed:
-    client = public_client("binance", 5.0, rest_base=exchange.base_url)
-    store = CandleStore(database.session_factory)
-    fetcher = CandleFetcher(
-        client, store, ApiErrorStore(database.session_factory), 250, sleep=waits.append
-    )
-    return ExchangeFeed("binance", store, fetcher, (SERIES,))
+MakeFeed = Callable[..., ExchangeFeed]
+
+
+@pytest.fixture
+def make_feed(database: Database, exchange: Binance) -> Iterator[MakeFeed]:
+    """Exchange feeds on the loopback Binance, closed after the test; their back-off waits
+    go into the list given, not slept."""
+    made: list[ExchangeFeed] = []
+
+    def make(waits: list[float], series: tuple[Series, ...] = (SERIES,)) -> ExchangeFeed:
+        async def wait(seconds: float) -> None:
+            waits.append(seconds)
+
+        store = CandleStore(database.session_factory)
+        fetcher = CandleFetcher(
+            candle_client("binance", 5.0, rest_base=exchange.base_url),
+            store,
+            ApiErrorStore(database.session_factory),
+            250,
+            sleep=wait,
+        )
+        made.append(ExchangeFeed("binance", store, fetcher, series))
+        return made[-1]
+
+    yield make
+    for feed in made:
+        feed.close()
 
 
 def newest_open(database: Database) -> int | None:
@@ -60,9 +81,9 @@ def newest_open(database: Database) -> int | None:
 
 
 def test_backfill_on_start_refresh_when_due_and_a_live_decision(
-    database: Database, exchange: Binance, tmp_path: Path
+    database: Database, exchange: Binance, make_feed: MakeFeed, tmp_path: Path
 ) -> None:
-    feed = exchange_feed(database, exchange, [])
+    feed = make_feed([])
     feed.prepare(SERIES, CLOSE)
     assert newest_open(database) == CLOSE - STEP, "the candle closing at as_of, not the forming"
     assert feed.states()["BTC/USDT 5m"].added == 250
@@ -80,11 +101,26 @@ def test_backfill_on_start_refresh_when_due_and_a_live_decision(
     assert feed.states()["BTC/USDT 5m"].added == 2
 
 
+def test_the_first_series_asked_at_a_close_brings_its_whole_timeframe(
+    database: Database, exchange: Binance, make_feed: MakeFeed
+) -> None:
+    other = Series("ETH/USDT", "5m")
+    exchange.more_symbols = (other.symbol,)
+    feed = make_feed([], (SERIES, other))
+    feed.prepare(SERIES, CLOSE)
+    asked = len(exchange.kline_requests)
+    assert asked == 2, "one request per series"
+    assert CandleStore(database.session_factory).latest_open_time(*astuple(other)) == CLOSE - STEP
+    feed.prepare(other, CLOSE)  # the scheduler's next series at the same close
+    assert len(exchange.kline_requests) == asked, "already stored: nothing asked again"
+    assert {state.added for state in feed.states().values()} == {250}
+
+
 def test_a_refresh_that_gives_up_is_in_health_and_the_gate_holds_on_stale_data(
-    database: Database, exchange: Binance, tmp_path: Path
+    database: Database, exchange: Binance, make_feed: MakeFeed, tmp_path: Path
 ) -> None:
     waits: list[float] = []
-    feed = exchange_feed(database, exchange, waits)
+    feed = make_feed(waits)
     feed.prepare(SERIES, CLOSE)
     later = CLOSE + 3 * STEP
     exchange.now_ms = later
@@ -124,11 +160,11 @@ def test_a_refresh_that_gives_up_is_in_health_and_the_gate_holds_on_stale_data(
 
 
 def test_out_of_order_duplicate_and_forming_klines_through_the_feed(
-    database: Database, exchange: Binance
+    database: Database, exchange: Binance, make_feed: MakeFeed
 ) -> None:
     exchange.now_ms = CLOSE + 100_000  # the next candle is forming and sent
     exchange.faults.append(Fault(shuffle=True, duplicate=True))
-    feed = exchange_feed(database, exchange, [])
+    feed = make_feed([])
     feed.prepare(SERIES, CLOSE)
     window = CandleStore(database.session_factory).window("BTC/USDT", "5m", CLOSE + STEP, 1000)
     times = [int(t) for t in window.open_time]

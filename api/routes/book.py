@@ -105,8 +105,8 @@ def portfolio(service: ServiceDep) -> Portfolio:
     "/orders",
     response_model=Page[Order],
     summary="Orders, newest first",
-    description="Every order the paper broker stored, with its status; filter by `status` "
-    "and `symbol`.",
+    description="Every order the broker (paper or exchange) stored, with its status; "
+    "filter by `status` and `symbol`.",
     responses={
         200: {"content": {"application/json": {"example": ORDER_PAGE_EXAMPLE}}},
         **errors(401, 403, 422),
