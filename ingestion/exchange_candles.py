@@ -14,6 +14,7 @@ window (ccxt's rolling-window limiter) instead of spacing every request evenly.
 """
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,8 @@ PAGE = 1000
 MAX_RETRIES = 4
 BACKOFF_SECONDS = 0.5
 MAX_WAIT_SECONDS = 60.0
+# Refusals that may carry a Retry-After: rate limited, IP banned for a while, unavailable.
+REFUSED_STATUSES = frozenset({418, 429, 503})
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class CandleFetcher:
         self._backfill_bars = backfill_bars
         self._sleep = sleep
         self._source = f"exchange:{exchange.id}"
+        # No request before this instant (time.monotonic()): a refusal pauses every series,
+        # since the exchange limits the client, not one symbol.
+        self._resume_at = 0.0
 
     async def close(self) -> None:
         """Close the client's HTTP session (on the loop it ran on)."""
@@ -77,6 +83,8 @@ class CandleFetcher:
                 return await self.refresh(item.symbol, item.timeframe, now_ms)
             except FeedError as error:
                 return error
+            except Exception as error:  # the others go on; this one says what stopped it
+                return FeedError(f"{item.symbol}: {type(error).__name__}: {_short(error)}")
 
         return list(await asyncio.gather(*(one(item) for item in series)))
 
@@ -85,7 +93,9 @@ class CandleFetcher:
         ``backfill_bars`` when none is), up to ``now_ms``."""
         step = timeframe_ms(timeframe)
         newest_closed_open = floor_to(now_ms, step) - step
-        latest = self._store.latest_open_time(symbol, timeframe)
+        # The database calls run off the loop: a wait for SQLite's write lock must not hold
+        # up the requests in flight for the other series.
+        latest = await asyncio.to_thread(self._store.latest_open_time, symbol, timeframe)
         since = (
             latest + step
             if latest is not None
@@ -101,7 +111,7 @@ class CandleFetcher:
             dropped += page_dropped
             if len(window):
                 try:
-                    counts = self._store.insert_candles(window)
+                    counts = await asyncio.to_thread(self._store.insert_candles, window)
                 except CandleConflictError as error:
                     raise FeedError(f"{symbol}: the exchange rewrote history: {error}") from None
                 added += counts.added
@@ -114,33 +124,36 @@ class CandleFetcher:
     async def _call(self, symbol: str, now_ms: int, *args: Any) -> tuple[list[list[Any]], int]:
         """fetch_ohlcv with retries; the rows and how many retries it took."""
         for attempt in range(MAX_RETRIES + 1):
+            pause = self._resume_at - time.monotonic()
+            if pause > 0:
+                await self._sleep(pause)
             try:
                 return await self._exchange.fetch_ohlcv(*args), attempt
             except ccxt.NetworkError as error:  # timeouts, 5xx, 429, DDoS protection
-                self._record(error, now_ms)
+                await self._record(error, now_ms)
                 if attempt == MAX_RETRIES:
                     raise FeedError(
                         f"{symbol}: gave up after {attempt + 1} tries: "
                         f"{type(error).__name__}: {_short(error)}"
                     ) from None
-                await self._sleep(self._wait(attempt))
+                self._resume_at = max(self._resume_at, time.monotonic() + self._wait(attempt))
             except ccxt.ExchangeError as error:  # refused as asked: retrying will not help
-                self._record(error, now_ms)
+                await self._record(error, now_ms)
                 raise FeedError(f"{symbol}: {type(error).__name__}: {_short(error)}") from None
         raise AssertionError("unreachable")
 
     def _wait(self, attempt: int) -> float:
-        headers = getattr(self._exchange, "last_response_headers", None) or {}
-        retry_after = {str(k).lower(): v for k, v in headers.items()}.get("retry-after")
-        if retry_after is not None:
-            try:
-                return min(float(str(retry_after)), MAX_WAIT_SECONDS)
-            except ValueError:
-                pass
+        """What the exchange's Retry-After asked for, else exponential back-off."""
+        asked: float | None = self._exchange.retry_after_seconds
+        self._exchange.retry_after_seconds = None
+        if asked is not None:
+            return min(asked, MAX_WAIT_SECONDS)
         return min(BACKOFF_SECONDS * 2.0**attempt, MAX_WAIT_SECONDS)
 
-    def _record(self, error: Exception, now_ms: int) -> None:
-        self._api_errors.record(self._source, type(error).__name__, _short(error), now_ms)
+    async def _record(self, error: Exception, now_ms: int) -> None:
+        await asyncio.to_thread(
+            self._api_errors.record, self._source, type(error).__name__, _short(error), now_ms
+        )
 
     def _closed(
         self, symbol: str, timeframe: str, rows: list[list[Any]], since: int, now_ms: int
@@ -149,6 +162,9 @@ class CandleFetcher:
         kept: dict[int, tuple[float, float, float, float, float]] = {}
         dropped: list[str] = []
         for row in rows:
+            if row[0] is None:
+                dropped.append("a kline without an open time")
+                continue
             opened = int(row[0])
             when = format_timestamp(opened)
             if opened + step > now_ms:
@@ -203,7 +219,8 @@ def candle_client(
     exchange_id: str, timeout_seconds: float, rest_base: str | None = None, sandbox: bool = False
 ) -> Any:
     """An async ccxt client for candles. Its limiter counts request weight over the
-    exchange's window, so the series closing together go out at once, within the limit."""
+    exchange's window, so the series closing together go out at once, within the limit;
+    it keeps the Retry-After of the latest refusal in ``retry_after_seconds``."""
     return _configured(
         ccxt_async,
         exchange_id,
@@ -211,6 +228,7 @@ def candle_client(
         rest_base,
         sandbox,
         {"rateLimiterAlgorithm": "rollingWindow"},
+        hear_retry_after=True,
     )
 
 
@@ -221,12 +239,15 @@ def _configured(
     rest_base: str | None,
     sandbox: bool,
     extra: dict[str, Any],
+    hear_retry_after: bool = False,
 ) -> Any:
     """``rest_base`` points every REST URL elsewhere (a proxy, a mirror, a test server);
     ``sandbox`` switches to the exchange's testnet (ccxt's sandbox mode)."""
     exchange_class = getattr(module, exchange_id, None)
     if exchange_class is None:
         raise FeedError(f"ccxt knows no exchange {exchange_id!r}")
+    if hear_retry_after:
+        exchange_class = _hearing_retry_after(exchange_class)
     exchange = exchange_class(
         {
             "enableRateLimit": True,
@@ -244,3 +265,39 @@ def _configured(
     if rest_base is not None:
         exchange.urls["api"] = rebased_urls(exchange.urls["api"], rest_base)
     return exchange
+
+
+def _hearing_retry_after(exchange_class: Any) -> Any:
+    """``exchange_class`` keeping the Retry-After of each refused response, read from that
+    response as it arrives: ccxt's ``last_response_headers`` is set after an await, so with
+    requests side by side it may already hold another response's headers."""
+
+    def on_rest_response(
+        self: Any,
+        code: int,
+        reason: str,
+        url: str,
+        method: str,
+        headers: dict[str, str],
+        body: str,
+        *request: Any,
+    ) -> Any:
+        if code in REFUSED_STATUSES:
+            asked = {str(name).lower(): value for name, value in headers.items()}.get("retry-after")
+            self.retry_after_seconds = _seconds(asked)
+        return exchange_class.on_rest_response(
+            self, code, reason, url, method, headers, body, *request
+        )
+
+    return type(
+        exchange_class.__name__,
+        (exchange_class,),
+        {"on_rest_response": on_rest_response, "retry_after_seconds": None},
+    )
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return None if value is None else max(0.0, float(value))
+    except ValueError:  # an HTTP date: not worth parsing, the back-off applies
+        return None

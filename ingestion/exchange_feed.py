@@ -10,7 +10,8 @@ filled with anything made up.
 
 The first series asked for at a close brings every series of its timeframe up to that close,
 side by side on the async client (one request each, under one rate limiter); the others
-asked for at the same close find their candles stored and ask the exchange nothing.
+asked for at the same close — or at an earlier one — find their candles stored and ask the
+exchange nothing.
 """
 
 import threading
@@ -20,7 +21,7 @@ from core.decision import Mode
 from core.timeframes import now_ms
 from ingestion.exchange_candles import CandleFetcher, RefreshReport
 from ingestion.feeds import FeedError, Series, ensure_not_simulated
-from ingestion.loop_thread import LoopThread
+from ingestion.loop_thread import LoopClosedError, LoopThread
 from storage.candles import CandleStore
 
 
@@ -54,9 +55,10 @@ class ExchangeFeed:
         self.series = series
         self._fetcher = fetcher
         self._loop = LoopThread(f"candles-{exchange_id}")
-        # One refresh at a time: the scheduler, the API and the candle worker may all ask.
-        self._refreshing = threading.Lock()
-        self._refreshed_to: dict[str, int] = {}  # series -> the close it was last brought to
+        # One refresh of a timeframe at a time (the scheduler, the API and the candle worker
+        # may all ask); other timeframes do not wait for it.
+        self._refreshing = {item.timeframe: threading.Lock() for item in series}
+        self._refreshed_to: dict[str, int] = {}  # series -> the latest close it was brought to
         self._lock = threading.Lock()
         self._states = {
             _key(item): RefreshState(item.symbol, item.timeframe, None, 0, None, None)
@@ -70,30 +72,36 @@ class ExchangeFeed:
         return None
 
     def prepare(self, series: Series, as_of: int) -> None:
-        with self._refreshing:
-            if self._refreshed_to.get(_key(series)) == as_of:
+        if series not in self.series:
+            raise FeedError(f"{_key(series)} is not a series of this feed")
+        with self._refreshing[series.timeframe]:
+            if self._fresh(series, as_of):
                 return
             due = tuple(
                 item
                 for item in self.series
-                if item.timeframe == series.timeframe
-                and self._refreshed_to.get(_key(item)) != as_of
+                if item.timeframe == series.timeframe and not self._fresh(item, as_of)
             )
-            if series not in due:  # asked for a series this feed was not configured with
-                due = (*due, series)
-            outcomes = self._loop.run(self._fetcher.refresh_all(due, as_of))
+            try:
+                outcomes = self._loop.run(self._fetcher.refresh_all(due, as_of))
+            except LoopClosedError as error:
+                raise FeedError(f"{_key(series)}: {error}") from None
             for item, outcome in zip(due, outcomes, strict=True):
                 self._record(item, as_of, outcome)
 
+    def _fresh(self, series: Series, as_of: int) -> bool:
+        """Brought up to ``as_of`` or later already: an earlier close asks nothing again."""
+        return self._refreshed_to.get(_key(series), as_of - 1) >= as_of
+
     def _record(self, series: Series, as_of: int, outcome: RefreshReport | FeedError) -> None:
         key = _key(series)
-        previous = self.states().get(key)
+        previous = self.states()[key]
         if isinstance(outcome, FeedError):
             state = RefreshState(
                 series.symbol,
                 series.timeframe,
-                None if previous is None else previous.refreshed_at,
-                0 if previous is None else previous.added,
+                previous.refreshed_at,
+                previous.added,
                 str(outcome),
                 now_ms(),
             )
@@ -107,7 +115,8 @@ class ExchangeFeed:
             self._states = {**self._states, key: state}
 
     def close(self) -> None:
-        """Close the exchange client and stop its loop."""
+        """Cancel a refresh under way (its caller gets FeedError), close the exchange client
+        and stop its loop."""
         self._loop.close(self._fetcher.close())
 
     def states(self) -> dict[str, RefreshState]:

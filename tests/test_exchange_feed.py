@@ -63,7 +63,7 @@ def make_feed(database: Database, exchange: Binance) -> Iterator[MakeFeed]:
         store = CandleStore(database.session_factory)
         fetcher = CandleFetcher(
             candle_client("binance", 5.0, rest_base=exchange.base_url),
-            store,
+            CandleStore(database.guarded_session_factory),  # the service's writer
             ApiErrorStore(database.session_factory),
             250,
             sleep=wait,
@@ -114,6 +114,31 @@ def test_the_first_series_asked_at_a_close_brings_its_whole_timeframe(
     feed.prepare(other, CLOSE)  # the scheduler's next series at the same close
     assert len(exchange.kline_requests) == asked, "already stored: nothing asked again"
     assert {state.added for state in feed.states().values()} == {250}
+
+
+def test_closing_the_feed_cancels_a_refresh_under_way_and_its_caller_is_told(
+    exchange: Binance, make_feed: MakeFeed
+) -> None:
+    exchange.faults.append(Fault(delay_seconds=3.0))  # a slow answer, still on its way
+    feed = make_feed([])
+    failures: list[Exception] = []
+
+    def decide_thread() -> None:
+        try:
+            feed.prepare(SERIES, CLOSE)
+        except FeedError as error:
+            failures.append(error)
+
+    worker = threading.Thread(target=decide_thread)
+    worker.start()
+    while exchange.klines_in_flight == 0:
+        time.sleep(0.01)
+    feed.close()  # the service stopping: does not wait for the exchange's answer
+    worker.join(timeout=2.0)
+    assert not worker.is_alive(), "the caller was released, not left waiting"
+    assert [str(error) for error in failures] == ["BTC/USDT 5m: cancelled: the loop was closed"]
+    with pytest.raises(FeedError, match="the loop is closed"):
+        feed.prepare(SERIES, CLOSE)
 
 
 def test_a_refresh_that_gives_up_is_in_health_and_the_gate_holds_on_stale_data(
