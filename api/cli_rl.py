@@ -137,9 +137,11 @@ def list_command(context: Context) -> None:
     """Registered models, oldest training cut first; * marks the active one."""
     registry = registry_of(context.settings)
     active = registry.active_id()
-    models = registry.models()
-    if not models:
+    models, unreadable = registry.models()
+    if not models and not unreadable:
         click.echo(f"no models in {registry.root}")
+    for problem in unreadable:
+        click.echo(f"! unreadable: {problem}")
     for meta in models:
         mark = "*" if meta["id"] == active else " "
         click.echo(

@@ -17,7 +17,7 @@ from core.trading import OrderRequest, PortfolioView, quote_of
 from graph.debate import run_debate
 from graph.fusion import fuse
 from graph.state import DecisionServices, DecisionState, MarketInputs
-from rl.features import snapshot_feature_row
+from rl.features import PARITY_LOOKBACK_BARS, snapshot_feature_row
 from rl.observation import build_observation
 from safety.gate import GateInputs, MarketDataStatus, evaluate
 from safety.triggers import DailyEquity, TriggerInputs, evaluate_triggers
@@ -94,6 +94,14 @@ def rl(state: DecisionState, services: DecisionServices) -> DecisionState:
     not_usable = model.out_of_sample_reason(request.timeframe, request.as_of)
     if not_usable is not None:
         return {"rl": Abstained(reason=not_usable)}
+    lookback = services.settings.lookback_bars
+    if lookback < PARITY_LOOKBACK_BARS:
+        return {
+            "rl": Abstained(
+                reason=f"lookback_bars={lookback} is below the {PARITY_LOOKBACK_BARS} bars the "
+                "RL features need to match the ones the model was trained on"
+            )
+        }
     if market.snapshot is None:
         reason = market.snapshot_error or "indicators unavailable"
         return {"rl": Abstained(reason=f"no RL observation: {reason}")}

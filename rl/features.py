@@ -9,8 +9,9 @@ them off the decision's MarketSnapshot. Both go through ``_assemble``: one formu
 The indicators are causal, so row i depends only on bars 0..i. A snapshot is computed over
 the decision's lookback window rather than the whole series; the EMA and Wilder seeds of the
 window's first bars then differ, by an amount that decays geometrically: after the 250-bar
-lookback, below 1e-5 RSI points and 1e-7 relative in the MACD share (tests/test_rl_features.py); the
-return and the volume z-score are equal exactly.
+lookback, below 1e-5 RSI points and 1e-7 relative in the MACD share (tests/test_rl.py); the
+return and the volume z-score are equal exactly. Below PARITY_LOOKBACK_BARS the rl node
+abstains rather than feed the policy features unlike the ones it was trained on.
 """
 
 import numpy as np
@@ -23,6 +24,9 @@ from core.snapshot import MarketSnapshot
 MARKET_FEATURES = ("price_change", "volume", "rsi", "macd", "sentiment")
 BOOK_FEATURES = ("position", "unrealised_pnl")
 FEATURE_NAMES = MARKET_FEATURES + BOOK_FEATURES
+# The shortest decision lookback whose snapshot features match the series' within the
+# tolerances above (the MACD's slow EMA seed has decayed by then).
+PARITY_LOOKBACK_BARS = 250
 
 
 def market_feature_rows(window: CandleWindow, sentiment: FloatArray | None = None) -> FloatArray:

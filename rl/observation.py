@@ -30,9 +30,11 @@ class FeatureScaling:
     def fit(cls, rows: FloatArray) -> "FeatureScaling":
         mean = rows.mean(axis=0)
         std = rows.std(axis=0)
-        # A feature that never varied in training (sentiment without news) carries no
-        # scale: it is centred only, so an unseen value still shows as a difference.
-        return cls(mean=mean, std=np.where(std > 0.0, std, 1.0))
+        # A feature that never varied in training (sentiment on candle files without news)
+        # taught the policy nothing: its weights are where initialisation left them. An
+        # infinite scale makes it enter as 0 whatever its value now, so live news cannot
+        # move the opinion through weights no training shaped.
+        return cls(mean=mean, std=np.where(std > 0.0, std, np.inf))
 
     def scale(self, rows: FloatArray) -> FloatArray:
         scaled: FloatArray = (rows - self.mean) / self.std
@@ -40,7 +42,8 @@ class FeatureScaling:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            name: {"mean": float(mean), "std": float(std)}
+            # std null: never varied in training, so not read (see ``fit``).
+            name: {"mean": float(mean), "std": float(std) if np.isfinite(std) else None}
             for name, mean, std in zip(MARKET_FEATURES, self.mean, self.std, strict=True)
         }
 

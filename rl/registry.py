@@ -7,6 +7,7 @@ A model folder is written complete under a temporary name and renamed into place
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,10 @@ from rl.policy import NumpyPolicy
 MODEL_FILE, POLICY_FILE, META_FILE, ACTIVE_FILE = "model.zip", "policy.npz", "meta.json", "active"
 # Under the settings' home.
 MODELS_FOLDER = "models"
+# What `sigmax rl list` shows of each model.
+LISTED_KEYS = frozenset(
+    {"id", "train_until", "timeframe", "series", "data_end", "timesteps", "seed"}
+)
 
 
 class RegistryError(ValueError):
@@ -66,21 +71,33 @@ class ModelRegistry:
         for name, content in files.items():
             (staging / name).write_bytes(content)
         (staging / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        os.replace(staging, target)
+        try:
+            os.replace(staging, target)
+        except OSError:  # the same model registered meanwhile by another process
+            shutil.rmtree(staging, ignore_errors=True)
+            raise RegistryError(f"model {model_id} was registered meanwhile: activate it") from None
         return target
 
-    def models(self) -> list[dict[str, Any]]:
-        """Every registered model's metadata, oldest training cut first."""
+    def models(self) -> tuple[list[dict[str, Any]], list[str]]:
+        """Every registered model's metadata, oldest training cut first, and what could not
+        be read (a folder and why), so one damaged model does not hide the others."""
         if not self.root.is_dir():
-            return []
-        metas = [
-            json.loads((folder / META_FILE).read_text())
-            for folder in self.root.iterdir()
-            if folder.is_dir()
-            and not folder.name.startswith(".")
-            and (folder / META_FILE).is_file()
-        ]
-        return sorted(metas, key=lambda meta: (meta["train_until"], meta["id"]))
+            return [], []
+        metas: list[dict[str, Any]] = []
+        unreadable: list[str] = []
+        for folder in sorted(self.root.iterdir()):
+            if not folder.is_dir() or folder.name.startswith("."):
+                continue
+            try:
+                meta = self.meta(folder.name)
+                missing = LISTED_KEYS - set(meta)
+                if missing:
+                    raise RegistryError(f"{META_FILE} lacks {', '.join(sorted(missing))}")
+            except (OSError, ValueError, TypeError) as error:  # RegistryError is a ValueError
+                unreadable.append(f"{folder.name}: {error}")
+                continue
+            metas.append(meta)
+        return sorted(metas, key=lambda meta: (meta["train_until"], meta["id"])), unreadable
 
     def meta(self, model_id: str) -> dict[str, Any]:
         path = self.root / model_id / META_FILE

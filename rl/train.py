@@ -1,11 +1,11 @@
-"""PPO training on the candles before ``train_until``, judged on a held-out validation slice.
+"""PPO training on the candles closed by ``train_until``, judged on a held-out validation slice.
 
-Nothing at or after ``train_until`` is read: each window is cut to the candles closed by
-then before any feature is computed. The newest ``validation_fraction`` of what remains is
-held out; the feature scaling is fitted on the training part alone. With a fixed seed,
-one torch thread and torch's deterministic algorithms, the same inputs give the same
-weights and the same validation metrics, bit for bit.
-"""
+Nothing after ``train_until`` is read: each window is cut to the candles closed by then
+(close time ≤ train_until, the time contract's own bound) before any feature is computed.
+The newest ``validation_fraction`` of what remains is held out; the feature scaling is
+fitted on the training part alone. With a fixed seed, one torch thread and torch's
+deterministic algorithms, the same inputs give the same weights and the same validation
+metrics, bit for bit."""
 
 import io
 import platform
@@ -146,22 +146,29 @@ def fit_ppo(
     request: TrainingRequest,
     progress: Callable[[int], None] | None = None,
 ) -> PPO:
+    # One thread and deterministic kernels for bit-for-bit repeats; the process's own
+    # torch settings are given back afterwards.
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
-    settings = request.settings
-    env = TradingEnv(parts, scaling, request.costs, settings.max_drawdown)
-    model = PPO(
-        "MlpPolicy",
-        env,
-        learning_rate=settings.learning_rate,
-        n_steps=settings.n_steps,
-        batch_size=settings.batch_size,
-        gamma=settings.gamma,
-        seed=request.seed,
-        device="cpu",
-        verbose=0,
-    )
-    model.learn(request.timesteps, callback=_Progress(progress) if progress else None)
+    try:
+        settings = request.settings
+        env = TradingEnv(parts, scaling, request.costs, settings.max_drawdown)
+        model = PPO(
+            "MlpPolicy",
+            env,
+            learning_rate=settings.learning_rate,
+            n_steps=settings.n_steps,
+            batch_size=settings.batch_size,
+            gamma=settings.gamma,
+            seed=request.seed,
+            device="cpu",
+            verbose=0,
+        )
+        model.learn(request.timesteps, callback=_Progress(progress) if progress else None)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
     return model
 
 

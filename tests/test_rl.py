@@ -29,10 +29,12 @@ from core.market_features import market_snapshot
 from core.settings import RLSettings, Settings
 from core.snapshot import MarketSnapshot
 from core.timeframes import parse_timestamp
+from core.trading import HoldingView, PortfolioView
+from graph.nodes import book_features
 from ingestion.candle_file import parse_candle_file
 from rl.env import BUY, HOLD, SELL, MarketSeries, TradingCosts, TradingEnv, costs_of
-from rl.features import market_feature_rows, snapshot_feature_row
-from rl.observation import FeatureScaling
+from rl.features import MARKET_FEATURES, market_feature_rows, snapshot_feature_row
+from rl.observation import FeatureScaling, build_observation
 from rl.registry import MODELS_FOLDER, ModelRegistry
 from rl.train import TrainedModel, TrainingRequest, train_model
 from storage.models import CandleRow
@@ -70,7 +72,7 @@ def trained() -> Iterator[Trained]:
     window = _window(shared_csv(FILE))
     threads = torch.get_num_threads()
     yield Trained(window, train_model(_request(window)))
-    torch.set_num_threads(threads)
+    assert torch.get_num_threads() == threads, "training gave the process its torch back"
 
 
 def _env(window: CandleWindow, max_drawdown: float = 0.25) -> TradingEnv:
@@ -239,6 +241,12 @@ def test_a_decision_carries_the_active_models_opinion(trained: Trained, tmp_path
         np.concatenate((model.policy.scaling.scale(row), [0.0, 0.0])).astype(np.float32)
     )
     assert expected.action == opinion.action
+    for name, probability in expected.probabilities.items():
+        assert opinion.probabilities[name] == pytest.approx(probability, abs=1e-6)
+    short = load(home, {"XRP/USDT": shared_csv(FILE)}, "5m", Settings(home=home, lookback_bars=60))
+    abstained = short.decide("XRP/USDT", "5m", "2021-11-20T12:00:00Z").signals.rl
+    assert isinstance(abstained, Abstained)
+    assert "lookback_bars=60 is below the 250 bars" in abstained.reason
 
     # Poison: every candle after as_of absurd; the decision, RL opinion included, is unchanged.
     as_of = parse_timestamp("2021-11-20T12:00:00Z")
@@ -255,6 +263,34 @@ def test_a_decision_carries_the_active_models_opinion(trained: Trained, tmp_path
     assert isinstance(in_sample.signals.rl, Abstained)
     assert "no out-of-sample opinion at 2021-11-19T12:00:00Z" in in_sample.signals.rl.reason
     assert "rl" not in in_sample.proposal.contributions
+
+
+def test_a_feature_training_never_saw_vary_cannot_move_the_opinion(trained: Trained) -> None:
+    """Trained on candle files without news, the policy has not learned to read sentiment:
+    a live score as strong as it gets enters as 0."""
+    policy = trained.model.policy
+    row = market_feature_rows(trained.window)[400]
+    calm, excited = row.copy(), row.copy()
+    excited[MARKET_FEATURES.index("sentiment")] = 0.95
+    assert np.array_equal(
+        build_observation(calm, 0.0, 0.0, policy.scaling),
+        build_observation(excited, 0.0, 0.0, policy.scaling),
+    )
+    assert trained.model.meta["scaling"]["sentiment"]["std"] is None
+
+
+def test_the_book_enters_the_observation_as_the_env_holds_it() -> None:
+    """Position as a share of the most the profile allows (the env's 1 = long) and the open
+    position's unrealised PnL as a fraction of its cost (the env's value / basis − 1)."""
+    holding = HoldingView(
+        "XRP/USDT", "5m", quantity=100.0, cost=100.0, mark_price=1.1, fraction=0.1
+    )
+    held = PortfolioView(0, 0, {}, {"XRP/USDT": holding}, (), {})
+    position, unrealised = book_features(held, "XRP/USDT", max_position_fraction=0.1)
+    assert position == pytest.approx(1.0)
+    assert unrealised == pytest.approx(0.1)
+    flat = PortfolioView(0, 0, {}, {}, (), {})
+    assert book_features(flat, "XRP/USDT", max_position_fraction=0.1) == (0.0, 0.0)
 
 
 def test_cli_trains_lists_and_activates(tmp_path: Path) -> None:
@@ -279,6 +315,13 @@ def test_cli_trains_lists_and_activates(tmp_path: Path) -> None:
     activated = runner.invoke(cli, ["rl", "activate", model_id], env=env)
     assert activated.exit_code == 0, activated.output
     assert f"* {model_id}" in runner.invoke(cli, ["rl", "list"], env=env).output
+    damaged = home / MODELS_FOLDER / "ppo-damaged"
+    damaged.mkdir()
+    (damaged / "meta.json").write_text("{not json")
+    listed = runner.invoke(cli, ["rl", "list"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert "! unreadable: ppo-damaged: " in listed.output
+    assert f"* {model_id}" in listed.output, "one damaged model hides none of the others"
 
     twice = runner.invoke(cli, [*args, "--seed", "1"], env=env)
     assert twice.exit_code != 0
