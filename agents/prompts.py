@@ -24,8 +24,9 @@ REMOVED = "[removed]"
 # Phrases that address a model rather than report news: "ignore previous instructions",
 # role markers, chat-template tokens. Cut out wherever they appear in quoted text.
 _INSTRUCTION_LIKE = re.compile(
-    r"\b(?:ignore|disregard|forget|override)\b[^.!?\n]{0,40}?"
-    r"\b(?:instructions?|prompts?|rules|guidelines|everything|above|previous|prior)\b"
+    r"\b(?:ignore|disregard|forget|override)\b[^.!?\n]{0,40}"
+    r"\b(?:instructions?|prompts?|rules|guidelines|messages?|context)\b"
+    r"|\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+|the\s+)?(?:above|previous|prior)\b"
     r"|\b(?:you are now|act as|pretend to be|new instructions?|system prompt|developer mode)\b"
     r"|\b(?:system|assistant|user|developer)\s*:"
     r"|<\|[^|>]{0,40}\|>|\[/?(?:INST|SYS)\]",
