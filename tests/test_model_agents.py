@@ -31,6 +31,7 @@ from agents.prompts import REMOVED, quoted_text
 from agents.providers import chat_backends
 from agents.researcher import research_brief
 from api.app import create_app
+from api.render import render_decision
 from api.service import build_service
 from core.market_features import market_snapshot
 from core.market_view import NewsItem
@@ -309,6 +310,20 @@ def test_news_reaches_the_researcher_model_only_quoted_capped_and_stripped(
     assert ResearchContext.model_json_schema()["properties"]["confidence_factor"]["maximum"] == 1
 
 
+def test_a_model_researcher_brings_context_citing_the_data_and_keeps_what_is_missing(
+    database: Database, snapshot: MarketSnapshot
+) -> None:
+    rules = research_brief(snapshot, (), ())
+    item = {"kind": "volatility_regime", "summary": "calm", "evidence": ["atr_pct_rank"]}
+    model = scripted(tool_answer("ResearchContext", {"items": [item], "confidence_factor": 0.7}))
+    answer = model_brief(backend(database, model), snapshot, rules, (), (), TokenLedger())
+
+    assert answer.value is not None
+    assert answer.value.confidence_factor == 0.7
+    assert answer.value.items[0].evidence == (snapshot["atr_pct_rank"],)
+    assert answer.value.missing == rules.missing  # "no news stored …" stays said
+
+
 def test_quoted_text_keeps_ordinary_news() -> None:
     headline = "Whale buys 10,000 BTC as ETF inflows rise; analysts ignore the noise"
     assert quoted_text(headline, 200) == headline
@@ -395,6 +410,10 @@ def test_a_decision_stores_each_turns_model_tokens_and_fallback_and_the_api_retu
     assert [json.loads(model) if model else None for _, model in stored] == [
         None if turn.model is None else turn.model.model_dump() for turn in decision.debate
     ]
+
+    text = render_decision(decision)  # what `sigmax decide` prints
+    assert "    bull: openai:gpt-4o-mini answered (500+60 tokens" in text
+    assert "    bear: anthropic:claude-x fell back to the rules: backend unavailable" in text
 
     body = _api_debate(path, database, decision.id)
     turns = body["turns"]
