@@ -9,6 +9,7 @@ happened is stored under the prompt's hash and returned with a ``ModelCall`` for
 """
 
 import concurrent.futures
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -123,7 +124,7 @@ class ChatBackend:
             {
                 "backend": self.spec,
                 "temperature": self.settings.temperature,
-                "tool": schema.model_json_schema(),
+                "tool": tool_schema(schema),
                 "system": prompt.system,
                 "data": prompt.data,
             }
@@ -219,6 +220,13 @@ class ChatBackend:
             reason=reason,
         )
         return ModelAnswer(value=value, call=call)
+
+
+@functools.cache
+def tool_schema(schema: type[BaseModel]) -> dict[str, Any]:
+    """The tool's JSON schema, built once per schema: building it cost more than the rest of
+    a replayed answer."""
+    return schema.model_json_schema()
 
 
 def _parse(

@@ -18,9 +18,11 @@ class ModelReplyStore:
         self._database = database
 
     def get(self, prompt_hash: str) -> StoredReply | None:
-        with self._database.session_factory() as session:
-            row = session.get(ModelReplyRow, prompt_hash)
-            return None if row is None else _reply(row)
+        # A plain connection, not an ORM session: a replayed decision asks this per agent.
+        query = sa.select(*_COLUMNS).where(ModelReplyRow.prompt_hash == prompt_hash)
+        with self._database.engine.connect() as connection:
+            row = connection.execute(query).one_or_none()
+        return None if row is None else _reply(row._mapping)
 
     def put(self, reply: StoredReply) -> None:
         """Store ``reply`` unless the prompt is answered already (the first answer stays)."""
@@ -45,17 +47,11 @@ class ModelReplyStore:
             return int(connection.scalar(query) or 0)
 
 
-def _reply(row: ModelReplyRow) -> StoredReply:
-    return StoredReply(
-        prompt_hash=row.prompt_hash,
-        backend=row.backend,
-        status="failed" if row.status == "failed" else "answered",
-        message=None if row.message is None else json.loads(row.message),
-        reason=row.reason,
-        input_tokens=row.input_tokens,
-        output_tokens=row.output_tokens,
-        tokens_estimated=row.tokens_estimated,
-        latency_ms=row.latency_ms,
-        attempts=row.attempts,
-        created_at=row.created_at,
+_COLUMNS = tuple(getattr(ModelReplyRow, name) for name in StoredReply.model_fields)
+
+
+def _reply(row: sa.RowMapping) -> StoredReply:
+    message = row["message"]
+    return StoredReply.model_validate(
+        {**row, "message": None if message is None else json.loads(message)}
     )
