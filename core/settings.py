@@ -332,7 +332,8 @@ class LLMSettings(BaseModel):
     SIGMAX_LLM__ANTHROPIC_API_KEY) here only — the provider packages are not left to read it.
     """
 
-    model_config = ConfigDict(frozen=True)
+    # extra="forbid": SIGMAX_LLM__GATE is refused by name, not silently ignored.
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     bull: BackendSpec = RULES_BACKEND
     bear: BackendSpec = RULES_BACKEND

@@ -4,11 +4,11 @@ The StateGraph (graph/builder.py) wires them; the benchmark calls them directly 
 what the graph machinery itself costs.
 """
 
-from agents.bear import BEAR, bear_arguments
-from agents.bull import BULL, bull_arguments
+from agents.bear import BEAR
+from agents.bull import BULL
 from agents.model_agents import model_arguments, model_brief, model_ruling
 from agents.researcher import research_brief
-from agents.rules import Side
+from agents.rules import Side, arguments_for
 from core.candles import CandleWindow
 from core.decision import Abstained, Execution, Mode, ModelCall, SentimentSignal
 from core.evidence import Argument, ResearchBrief, Speaker
@@ -73,7 +73,7 @@ def _side_arguments(
     snapshot = state["market"].snapshot
     if snapshot is None:
         return (), {}
-    rules = bull_arguments(snapshot) if side is BULL else bear_arguments(snapshot)
+    rules = arguments_for(snapshot, side)
     backend = services.chat.get(side.speaker)
     if backend is None:
         return rules, {}

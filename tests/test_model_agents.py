@@ -259,6 +259,28 @@ def _spent(key: str, tokens: int, at: int) -> StoredReply:
     )
 
 
+def test_the_reply_store_keeps_the_first_answer_and_counts_tokens_from_a_day(
+    database_url: str,
+) -> None:
+    database = open_database(database_url)
+    try:
+        store = ModelReplyStore(database)
+        failed = _spent("p1", 100, 1_000)
+        message = {"content": "", "tool_calls": [{"name": "T", "args": {"x": 1}, "id": "c"}]}
+        answered = failed.model_copy(
+            update={"prompt_hash": "p2", "status": "answered", "message": message, "reason": None}
+        )
+        for reply in (failed, answered, failed.model_copy(update={"input_tokens": 5})):
+            store.put(reply)
+        assert store.get("p1") == failed  # the first answer to a prompt stays
+        assert store.get("p2") == answered
+        assert store.get("p3") is None
+        store.put(_spent("p3", 7, 5_000))
+        assert (store.tokens_since(1_000), store.tokens_since(1_001)) == (207, 7)
+    finally:
+        database.dispose()
+
+
 def test_a_replayed_answer_is_identical_free_and_counts_in_the_decisions_budget(
     database: Database, snapshot: MarketSnapshot
 ) -> None:
@@ -338,6 +360,8 @@ def test_backend_specs_are_checked_and_named_in_the_config_hash() -> None:
     with pytest.raises(ValidationError, match=r"llm\.bull") as error:
         Settings(llm={"bull": "gpt-4o"})
     assert "provider:model" in str(error.value)
+    with pytest.raises(ValidationError, match=r"llm\.gate"):
+        Settings(llm={"gate": "openai:gpt-4o-mini"})  # the gate is never model-backed
     rules, model = Settings(), Settings(llm={"judge": "ollama:llama3.1"})
     assert rules.decision_config()["llm"]["judge"] == "rules"
     assert model.decision_config()["llm"]["judge"] == "ollama:llama3.1"
