@@ -76,7 +76,8 @@ class ChatBackend:
     settings: LLMSettings
     replies: ReplyStore
     unavailable: str | None = None
-    # Requests run on these threads so that a hung one can be left behind at the timeout.
+    # Requests run on these threads so that a hung one can be left behind at the timeout (its
+    # thread stays busy until the client's own timeout, set to the same value, ends it).
     _pool: concurrent.futures.ThreadPoolExecutor = field(
         default_factory=lambda: concurrent.futures.ThreadPoolExecutor(
             max_workers=2, thread_name_prefix="sigmax-model"
@@ -164,7 +165,7 @@ class ChatBackend:
             attempts += 1
             future = self._pool.submit(bound.invoke, messages)
             try:
-                answer = future.result(timeout=self.settings.timeout_seconds)
+                message = future.result(timeout=self.settings.timeout_seconds)
             except concurrent.futures.TimeoutError:
                 future.cancel()
                 message = None
@@ -173,7 +174,6 @@ class ChatBackend:
             except Exception as error:  # any provider error: recorded, then tried again
                 message, reason = None, self._error_text(error)
                 continue
-            message = answer if isinstance(answer, AIMessage) else AIMessage(content=str(answer))
             used, counted = _usage(message, prompt)
             input_tokens, output_tokens = input_tokens + used[0], output_tokens + used[1]
             estimated = estimated or counted
@@ -195,10 +195,11 @@ class ChatBackend:
         )
 
     def _error_text(self, error: Exception) -> str:
-        text = f"{type(error).__name__}: {error}"[:REASON_CHARS]
+        # Blanked before the cut: a key cut in half would no longer be found.
+        text = f"{type(error).__name__}: {error}"
         for secret in self.settings.secrets():
             text = text.replace(secret, "[key]")
-        return text
+        return text[:REASON_CHARS]
 
     def _answer(
         self, reply: StoredReply, schema: type[Draft], convert: Callable[[Draft], Result]

@@ -183,6 +183,13 @@ def test_an_error_falls_back_with_its_reason_and_never_the_key(
     assert answer.call.attempts == 2  # one retry
     assert "sk-test-123" not in repr(chat.settings)
     assert "sk-test-123" not in str(Settings(llm=chat.settings).decision_config())
+    # A key where the reason is cut short is blanked all the same.
+    model.raises = RuntimeError("x" * 280 + " sk-test-123")
+    later = dataclasses.replace(snapshot, as_of=snapshot.as_of + 300_000)
+    cut = model_arguments(chat, BULL, later, TokenLedger()).call.reason
+    assert cut is not None
+    assert "sk-test" not in cut
+    assert cut.endswith("[key]")
 
 
 def test_a_timeout_falls_back_without_another_attempt_and_a_rerun_replays_it(
