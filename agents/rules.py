@@ -9,7 +9,7 @@ Calibration: thresholds were placed against the real 5m candles of ../shared/dat
 (BTC/USDT 2023, ETH/BTC 2018); the comments say where they fall in those bars.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -259,5 +259,9 @@ RULES: tuple[Rule, ...] = (
 def arguments_for(snapshot: MarketSnapshot, side: Side) -> tuple[Argument, ...]:
     """Every rule that fires for ``side``, strongest first (ties: by category, then rule order)."""
     found = (rule(snapshot, side) for rule in RULES)
-    fired = [argument for argument in found if argument is not None]
-    return tuple(sorted(fired, key=lambda argument: (-argument.strength, argument.category)))
+    return strongest_first([argument for argument in found if argument is not None])
+
+
+def strongest_first(arguments: Sequence[Argument]) -> tuple[Argument, ...]:
+    """By strength, highest first; ties by category, then in the order given."""
+    return tuple(sorted(arguments, key=lambda argument: (-argument.strength, argument.category)))

@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 
-from core.decision import DebateTurn, Decision
+from core.decision import DebateTurn, Decision, ModelCall
 
 STRONGEST_PER_SIDE = 3
 
@@ -34,12 +34,31 @@ def render_decision(decision: Decision) -> str:
             lines.append("    (no debate took place)")
         for turn in strongest:
             lines.append(f"    [{turn.strength:.2f}] {turn.claim}")
+    lines.extend(_model_lines(decision.debate))
     lines.append("  gate checks:")
     for check in safety.checks:
         mark = "pass" if check.passed else "FAIL"
         lines.append(f"    {mark}  {check.name}: {check.detail}")
     lines.append(f"  execution: {decision.execution.status} ({decision.execution.reason})")
     return "\n".join(lines)
+
+
+def _model_lines(turns: Sequence[DebateTurn]) -> list[str]:
+    """One line per model-backed speaker: its backend, whether its answer stood, the cost."""
+    calls: dict[str, ModelCall] = {}
+    for turn in turns:
+        if turn.model is not None:
+            calls.setdefault(turn.speaker, turn.model)
+    if not calls:
+        return []
+    lines = ["  models:"]
+    for speaker, call in calls.items():
+        outcome = f"fell back to the rules: {call.reason}" if call.fallback else "answered"
+        lines.append(
+            f"    {speaker}: {call.backend} {outcome} ({call.input_tokens}+{call.output_tokens} "
+            f"tokens, {call.latency_ms:.0f} ms)"
+        )
+    return lines
 
 
 def _signal_text(fields: dict[str, object]) -> str:

@@ -19,17 +19,40 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class ModelCall(_Frozen):
+    """What a chat model did for one agent's turns: which model, on which prompt, at what cost,
+    and whether its answer stands (``fallback`` False) or the rule agent spoke instead, and why.
+
+    Tokens, latency and attempts are those of the call that first answered the prompt: a rerun
+    served from the replay cache records the same figures, so the record stays byte-identical.
+    """
+
+    backend: str  # the spec, e.g. "openai:gpt-4o-mini"
+    prompt_hash: str  # the replay cache's key: backend, tool schema and messages hashed
+    input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
+    # True when the provider reported no usage and the tokens were counted from the text.
+    tokens_estimated: bool
+    latency_ms: float = Field(ge=0.0)
+    attempts: int = Field(ge=0)  # 0: no request was sent (over budget, backend unavailable)
+    fallback: bool
+    reason: str | None = None  # why it fell back
+
+
 class DebateTurn(_Frozen):
-    """One turn of the debate, in order: opening arguments, rebuttals, context, the verdict."""
+    """One turn of the debate, in order: opening arguments, rebuttals, context, the verdict;
+    a "fallback" turn says that a model-backed agent's answer was not used, and why."""
 
     index: int
     round: int
     speaker: Speaker
-    kind: Literal["argument", "rebuttal", "context", "verdict"]
+    kind: Literal["argument", "rebuttal", "context", "verdict", "fallback"]
     claim: str
     evidence: tuple[Evidence, ...]
     strength: float = Field(ge=0.0, le=1.0)
     target: int | None = None
+    # The chat model behind this turn; None for a turn of the rule agents.
+    model: ModelCall | None = None
 
 
 class Abstained(_Frozen):

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -299,6 +300,81 @@ class RLSettings(BaseModel):
     walk_forward_timesteps: int = Field(default=20_000, ge=1)
 
 
+ModelRole = Literal["bull", "bear", "researcher", "judge"]
+MODEL_ROLES: tuple[ModelRole, ...] = ("bull", "bear", "researcher", "judge")
+RULES_BACKEND = "rules"
+MODEL_PROVIDERS = ("openai", "anthropic", "ollama")
+
+
+def _check_backend(value: str) -> str:
+    provider, sep, model = value.partition(":")
+    if value == RULES_BACKEND or (sep and provider in MODEL_PROVIDERS and model.strip()):
+        return value
+    raise ValueError(
+        f"backend {value!r} must be {RULES_BACKEND!r} or provider:model with provider one of "
+        f"{', '.join(MODEL_PROVIDERS)} (e.g. openai:gpt-4o-mini, ollama:llama3.1)"
+    )
+
+
+BackendSpec = Annotated[str, AfterValidator(_check_backend)]
+
+
+_LLM_NOT_DECIDING = frozenset(
+    {"timeout_seconds", "openai_api_key", "openai_base_url", "anthropic_api_key", "ollama_base_url"}
+)
+
+
+class LLMSettings(BaseModel):
+    """Which agents a chat model speaks for (the rules by default), and the model's limits.
+
+    The safety gate has no backend: it is never model-backed. The keys are secrets: never
+    logged, never in the config hash, read from the environment (SIGMAX_LLM__OPENAI_API_KEY,
+    SIGMAX_LLM__ANTHROPIC_API_KEY) here only — the provider packages are not left to read it.
+    """
+
+    # extra="forbid": SIGMAX_LLM__GATE is refused by name, not silently ignored.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bull: BackendSpec = RULES_BACKEND
+    bear: BackendSpec = RULES_BACKEND
+    researcher: BackendSpec = RULES_BACKEND
+    judge: BackendSpec = RULES_BACKEND
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    # Per attempt; a call that times out is not tried again (it already cost the wait).
+    timeout_seconds: float = Field(default=30.0, gt=0.0, le=600.0)
+    # Further attempts after an error or an answer that does not fit the schema.
+    retries: int = Field(default=1, ge=0, le=3)
+    # Tokens (prompt + answer) one decision may use, replayed answers included, and the
+    # tokens fresh calls may spend per UTC day; past either the rule agents speak.
+    decision_token_budget: int = Field(default=20_000, ge=0)
+    daily_token_budget: int = Field(default=1_000_000, ge=0)
+    # News reaches the researcher's model as quoted data: this many newest items, each
+    # headline cut to this many characters.
+    news_items: int = Field(default=20, ge=0, le=200)
+    news_title_chars: int = Field(default=200, ge=20, le=2000)
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    anthropic_api_key: SecretStr | None = None
+    ollama_base_url: str = "http://127.0.0.1:11434"
+
+    def backend(self, role: ModelRole) -> str:
+        spec: str = getattr(self, role)
+        return spec
+
+    def model_backed(self) -> tuple[ModelRole, ...]:
+        return tuple(role for role in MODEL_ROLES if self.backend(role) != RULES_BACKEND)
+
+    def decision_fields(self) -> dict[str, Any]:
+        """What changes a decision: the backends and what bounds their answers; no key, URL
+        or timeout (a timeout changes only whether an answer comes, which the record says)."""
+        return self.model_dump(exclude=set(_LLM_NOT_DECIDING))
+
+    def secrets(self) -> tuple[str, ...]:
+        """The key values, to be blanked out of any error text before it is recorded."""
+        keys = (self.openai_api_key, self.anthropic_api_key)
+        return tuple(key.get_secret_value() for key in keys if key is not None)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SIGMAX_", env_nested_delimiter="__", frozen=True, extra="forbid"
@@ -323,6 +399,7 @@ class Settings(BaseSettings):
     broker: BrokerSettings = BrokerSettings()
     book: BookSettings = BookSettings()
     rl: RLSettings = RLSettings()
+    llm: LLMSettings = LLMSettings()
 
     @field_validator("symbols")
     @classmethod
@@ -371,6 +448,7 @@ class Settings(BaseSettings):
                 "staleness_seconds": self.book.staleness_seconds,
                 "band_fraction": self.book.band_fraction,
             },
+            "llm": self.llm.decision_fields(),
         }
 
 

@@ -7,12 +7,14 @@ round the judge rescores; the debate stops once the score moves less than
 ``early_stop_delta``. A last "verdict" turn by the judge states the outcome.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from agents.chat_backend import ModelAnswer
+from agents.model_agents import JudgeRuling
 from agents.researcher import check_claims
-from core.decision import DebateTurn, DebateVerdict
+from core.decision import DebateTurn, DebateVerdict, ModelCall
 from core.evidence import Argument, Evidence, ResearchBrief, Speaker
 from core.settings import MAX_DEBATE_ROUNDS, DebateSettings
 
@@ -21,7 +23,7 @@ from core.settings import MAX_DEBATE_ROUNDS, DebateSettings
 # (below the balanced profile's minimum confidence), two agreeing of 0.5 score 0.5.
 JUDGE_DAMPING = 1.0
 
-TurnKind = Literal["argument", "rebuttal", "context", "verdict"]
+TurnKind = Literal["argument", "rebuttal", "context", "verdict", "fallback"]
 _SIDES: tuple[tuple[Speaker, Speaker], ...] = (("bull", "bear"), ("bear", "bull"))
 
 
@@ -61,6 +63,7 @@ class _Transcript:
         evidence: tuple[Evidence, ...] = (),
         strength: float = 0.0,
         target: int | None = None,
+        model: ModelCall | None = None,
     ) -> int:
         index = len(self.turns)
         turn = DebateTurn(
@@ -72,6 +75,7 @@ class _Transcript:
             evidence=evidence,
             strength=strength,
             target=target,
+            model=model,
         )
         self.turns.append(turn)
         return index
@@ -87,11 +91,18 @@ def run_debate(
     bear: Sequence[Argument],
     brief: ResearchBrief,
     settings: DebateSettings,
+    calls: Mapping[Speaker, ModelCall] | None = None,
 ) -> DebateOutcome:
-    """Debate ``bull`` against ``bear`` in the light of ``brief``; deterministic, no I/O."""
+    """Debate ``bull`` against ``bear`` in the light of ``brief``; deterministic, no I/O.
+
+    ``calls``: the chat-model call behind a model-backed agent's arguments or brief; its
+    opening turns carry it, or a "fallback" turn says why the rules spoke instead.
+    """
     transcript = _Transcript()
-    standings = _open(transcript, "bull", bull) + _open(transcript, "bear", bear)
-    _add_context(transcript, brief)
+    calls = calls or {}
+    standings = _open(transcript, "bull", bull, calls.get("bull"))
+    standings += _open(transcript, "bear", bear, calls.get("bear"))
+    _add_context(transcript, brief, calls.get("researcher"))
     _apply_checks(transcript, standings, brief)
     rounds_run, stopped_early = _rebuttal_rounds(transcript, standings, settings)
     verdict = _verdict(standings, brief, rounds_run, stopped_early)
@@ -100,22 +111,43 @@ def run_debate(
     return DebateOutcome(turns=tuple(transcript.turns), verdict=verdict)
 
 
-def _open(transcript: _Transcript, side: Speaker, arguments: Sequence[Argument]) -> list[_Standing]:
+def _announce(
+    transcript: _Transcript, round_: int, speaker: Speaker, call: ModelCall | None
+) -> ModelCall | None:
+    """The call to stamp on the speaker's turns; a fallback turn instead when it was not used."""
+    if call is None or not call.fallback:
+        return call
+    claim = f"{call.backend} not used: {call.reason}; the rule {speaker} speaks instead"
+    transcript.add(round_, speaker, "fallback", claim, model=call)
+    return None
+
+
+def _open(
+    transcript: _Transcript,
+    side: Speaker,
+    arguments: Sequence[Argument],
+    call: ModelCall | None,
+) -> list[_Standing]:
+    model = _announce(transcript, 0, side, call)
     if not arguments:
-        transcript.add(0, side, "argument", f"the {side} makes no argument: no evidence for it")
+        claim = f"the {side} makes no argument: no evidence for it"
+        transcript.add(0, side, "argument", claim, model=model)
     standings = []
     for argument in arguments:
         if argument.speaker != side:
             raise ValueError(f"a {argument.speaker} argument was handed in as the {side}'s")
         claim = f"[{argument.category}] {argument.claim}"
-        index = transcript.add(0, side, "argument", claim, argument.evidence, argument.strength)
+        index = transcript.add(
+            0, side, "argument", claim, argument.evidence, argument.strength, model=model
+        )
         standings.append(_Standing(argument, index, argument.strength))
     return standings
 
 
-def _add_context(transcript: _Transcript, brief: ResearchBrief) -> None:
+def _add_context(transcript: _Transcript, brief: ResearchBrief, call: ModelCall | None) -> None:
+    model = _announce(transcript, 0, "researcher", call)
     for item in brief.items:
-        transcript.add(0, "researcher", "context", item.summary, item.evidence)
+        transcript.add(0, "researcher", "context", item.summary, item.evidence, model=model)
     for absent in brief.missing:
         transcript.add(0, "researcher", "context", absent)
 
@@ -227,3 +259,29 @@ def _verdict_claim(
         f"{verdict.confidence:.3f} = |score| x volatility factor {brief.confidence_factor:.2f}; "
         f"{verdict.rounds_run} of {settings.rounds} rounds{early}"
     )
+
+
+def with_model_ruling(outcome: DebateOutcome, answer: ModelAnswer[JudgeRuling]) -> DebateOutcome:
+    """The debate judged by a model: its score and confidence replace the rule judge's (the
+    strengths and rounds stay the debate's). Without a ruling a fallback turn says why, and
+    the rule judge's verdict stands."""
+    transcript = _Transcript()
+    transcript.turns = list(outcome.turns[:-1])
+    rules_turn, rules, ruling = outcome.turns[-1], outcome.verdict, answer.value
+    if ruling is None:
+        _announce(transcript, rules_turn.round, "judge", answer.call)
+        transcript.add(
+            rules_turn.round, "judge", "verdict", rules_turn.claim, strength=rules_turn.strength
+        )
+        return DebateOutcome(turns=tuple(transcript.turns), verdict=rules)
+    verdict = DebateVerdict(
+        **{**rules.model_dump(), "score": ruling.score, "confidence": ruling.confidence}
+    )
+    claim = (
+        f"score {verdict.score:+.3f}, confidence {verdict.confidence:.3f}: {ruling.reason} "
+        f"(the rule judge: score {rules.score:+.3f}, confidence {rules.confidence:.3f})"
+    )
+    transcript.add(
+        rules_turn.round, "judge", "verdict", claim, strength=verdict.confidence, model=answer.call
+    )
+    return DebateOutcome(turns=tuple(transcript.turns), verdict=verdict)

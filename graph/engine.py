@@ -9,10 +9,14 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Mapping
 
+from langchain_core.language_models import BaseChatModel
+
+from agents.providers import chat_backends
 from core.decision import Decision, Mode
 from core.hashing import hash_json
-from core.settings import Settings
+from core.settings import ModelRole, Settings
 from core.timeframes import now_ms, timeframe_ms
 from execution.broker import BookKeepingBroker
 from execution.paper import PaperBroker
@@ -34,6 +38,7 @@ from storage.control import ControlStore
 from storage.decisions import DecisionStore
 from storage.engine import Database
 from storage.market_view import StoredMarketView
+from storage.model_replies import ModelReplyStore
 
 MINUTE_MS = 60_000
 
@@ -42,8 +47,14 @@ class DecisionEngine:
     """Builds the graph once; each call reads through MarketView(as_of), decides, persists."""
 
     def __init__(
-        self, settings: Settings, database: Database, broker: BookKeepingBroker | None = None
+        self,
+        settings: Settings,
+        database: Database,
+        broker: BookKeepingBroker | None = None,
+        chat_models: Mapping[ModelRole, BaseChatModel] | None = None,
     ) -> None:
+        """``chat_models``: a ready chat model for a model-backed role, used instead of
+        building the provider's from its spec (which stays what the config hash names)."""
         self._settings = settings
         self._decisions = DecisionStore(database)
         self.broker: BookKeepingBroker = broker or PaperBroker(database, settings.paper)
@@ -78,6 +89,7 @@ class DecisionEngine:
             book=book,
             broker=self.broker,
             rl_model=ModelRegistry(settings.home / MODELS_FOLDER).load_active(),
+            chat=chat_backends(settings.llm, ModelReplyStore(database), chat_models),
         )
         self._graph = build_graph(self.services)
         # The active RL model changes what a decision says as much as any setting does.

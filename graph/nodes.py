@@ -4,17 +4,19 @@ The StateGraph (graph/builder.py) wires them; the benchmark calls them directly 
 what the graph machinery itself costs.
 """
 
-from agents.bear import bear_arguments
-from agents.bull import bull_arguments
+from agents.bear import BEAR
+from agents.bull import BULL
+from agents.model_agents import model_arguments, model_brief, model_ruling
 from agents.researcher import research_brief
+from agents.rules import Side, arguments_for
 from core.candles import CandleWindow
-from core.decision import Abstained, Execution, Mode, SentimentSignal
-from core.evidence import ResearchBrief
+from core.decision import Abstained, Execution, Mode, ModelCall, SentimentSignal
+from core.evidence import Argument, ResearchBrief, Speaker
 from core.market_features import market_snapshot, with_book
 from core.sentiment import decayed_sentiment
 from core.timeframes import format_timestamp
 from core.trading import OrderRequest, PortfolioView, quote_of
-from graph.debate import run_debate
+from graph.debate import run_debate, with_model_ruling
 from graph.fusion import fuse
 from graph.state import DecisionServices, DecisionState, MarketInputs
 from rl.features import PARITY_LOOKBACK_BARS, snapshot_feature_row
@@ -54,22 +56,45 @@ def mode_for(window: CandleWindow) -> Mode:
     return "sim" if sources and all(source == "sim" for source in sources) else "replay"
 
 
-def bull(state: DecisionState, _services: DecisionServices) -> DecisionState:
+def bull(state: DecisionState, services: DecisionServices) -> DecisionState:
+    arguments, calls = _side_arguments(state, services, BULL)
+    return {"bull": arguments, "model_calls": calls}
+
+
+def bear(state: DecisionState, services: DecisionServices) -> DecisionState:
+    arguments, calls = _side_arguments(state, services, BEAR)
+    return {"bear": arguments, "model_calls": calls}
+
+
+def _side_arguments(
+    state: DecisionState, services: DecisionServices, side: Side
+) -> tuple[tuple[Argument, ...], dict[Speaker, ModelCall]]:
+    """The side's model's arguments when it has one that answered; the rules' otherwise."""
     snapshot = state["market"].snapshot
-    return {"bull": bull_arguments(snapshot) if snapshot else ()}
+    if snapshot is None:
+        return (), {}
+    rules = arguments_for(snapshot, side)
+    backend = services.chat.get(side.speaker)
+    if backend is None:
+        return rules, {}
+    answer = model_arguments(backend, side, snapshot, state["request"].tokens)
+    return rules if answer.value is None else answer.value, {side.speaker: answer.call}
 
 
-def bear(state: DecisionState, _services: DecisionServices) -> DecisionState:
-    snapshot = state["market"].snapshot
-    return {"bear": bear_arguments(snapshot) if snapshot else ()}
-
-
-def researcher(state: DecisionState, _services: DecisionServices) -> DecisionState:
+def researcher(state: DecisionState, services: DecisionServices) -> DecisionState:
     market = state["market"]
     if market.snapshot is None:
         missing = (market.snapshot_error or "indicators unavailable",)
         return {"brief": ResearchBrief(items=(), missing=missing, confidence_factor=0.0)}
-    return {"brief": research_brief(market.snapshot, market.news, market.research)}
+    rules = research_brief(market.snapshot, market.news, market.research)
+    backend = services.chat.get("researcher")
+    if backend is None:
+        return {"brief": rules}
+    answer = model_brief(
+        backend, market.snapshot, rules, market.news, market.research, state["request"].tokens
+    )
+    brief = rules if answer.value is None else answer.value
+    return {"brief": brief, "model_calls": {"researcher": answer.call}}
 
 
 def debate(state: DecisionState, services: DecisionServices) -> DecisionState:
@@ -77,7 +102,14 @@ def debate(state: DecisionState, services: DecisionServices) -> DecisionState:
     if market.snapshot is None:
         reason = market.snapshot_error or "indicators unavailable"
         return {"debate": None, "debate_signal": Abstained(reason=f"no debate: {reason}")}
-    outcome = run_debate(state["bull"], state["bear"], state["brief"], services.settings.debate)
+    calls = state.get("model_calls", {})
+    outcome = run_debate(
+        state["bull"], state["bear"], state["brief"], services.settings.debate, calls
+    )
+    judge = services.chat.get("judge")
+    if judge is not None:
+        answer = model_ruling(judge, outcome.turns, outcome.verdict, state["request"].tokens)
+        outcome = with_model_ruling(outcome, answer)
     return {"debate": outcome, "debate_signal": outcome.verdict}
 
 

@@ -1,9 +1,10 @@
 """The graph's typed state. Parallel nodes write disjoint keys; timings merge by reducer."""
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, TypedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, TypedDict, TypeVar
 
+from agents.chat_backend import ChatBackend, TokenLedger
 from core.candles import CandleWindow
 from core.decision import (
     Abstained,
@@ -11,14 +12,15 @@ from core.decision import (
     DebateSignal,
     Execution,
     Mode,
+    ModelCall,
     Proposal,
     RLSignal,
     SafetyReport,
     SentimentSignal,
 )
-from core.evidence import Argument, ResearchBrief
+from core.evidence import Argument, ResearchBrief, Speaker
 from core.market_view import BookSummary, MarketView, NewsItem, ResearchObservation
-from core.settings import Settings
+from core.settings import ModelRole, Settings
 from core.snapshot import MarketSnapshot
 from core.trading import FillView, PortfolioView
 from execution.broker import Broker
@@ -38,6 +40,8 @@ class DecisionRequest:
     mode: Mode | None
     # Whether an approved action is sent to the broker (False: decide-only).
     place_orders: bool
+    # The chat-model tokens this decision has used: its budget is checked against it.
+    tokens: TokenLedger = field(default_factory=TokenLedger, compare=False)
 
 
 @dataclass(frozen=True)
@@ -80,9 +84,15 @@ class DecisionServices:
     broker: Broker
     # The registry's active RL model, loaded once per process, or why there is none.
     rl_model: ActiveModel | Abstained
+    # The chat model behind each model-backed role; a role not here is the rules'.
+    chat: Mapping[ModelRole, ChatBackend] = field(default_factory=dict)
 
 
-def merge_timings(left: dict[str, float], right: dict[str, float]) -> dict[str, float]:
+Key = TypeVar("Key")
+Value = TypeVar("Value")
+
+
+def merge_dicts(left: dict[Key, Value], right: dict[Key, Value]) -> dict[Key, Value]:
     return {**left, **right}
 
 
@@ -101,4 +111,6 @@ class DecisionState(TypedDict, total=False):
     triggers: TriggerReport
     safety: SafetyReport
     execution: Execution
-    timings_ms: Annotated[dict[str, float], merge_timings]
+    # The chat-model call behind each model-backed agent's turns (parallel agents add theirs).
+    model_calls: Annotated[dict[Speaker, ModelCall], merge_dicts]
+    timings_ms: Annotated[dict[str, float], merge_dicts]

@@ -256,4 +256,5 @@ def _turn_values(decision_id: str, turn: DebateTurn) -> dict[str, object]:
         "evidence": canonical_json([item.model_dump() for item in turn.evidence]).decode(),
         "strength": turn.strength,
         "target": turn.target,
+        "model": None if turn.model is None else canonical_json(turn.model.model_dump()).decode(),
     }

@@ -185,6 +185,8 @@ class DebateTurnRow(Base):
     evidence: Mapped[JsonText]
     strength: Mapped[float]
     target: Mapped[int | None]
+    # The chat model behind the turn (core.decision.ModelCall as JSON); NULL for the rules.
+    model: Mapped[str | None] = mapped_column(sa.Text)
 
 
 class SafetyEventRow(Base):
@@ -340,3 +342,23 @@ class BookSummaryRow(Base):
     imbalance: Mapped[float]
     band_fraction: Mapped[float]
     source: Mapped[str] = mapped_column(sa.String(32))
+
+
+class ModelReplyRow(Base):
+    """A chat model's answer to one prompt, under the prompt's hash: the replay cache, and the
+    ledger of tokens spent (``created_at`` is the wall clock of the call)."""
+
+    __tablename__ = "model_replies"
+    __table_args__ = (sa.Index(None, "created_at"),)
+
+    prompt_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    backend: Mapped[str] = mapped_column(sa.String(120))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    message: Mapped[str | None] = mapped_column(sa.Text)
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    input_tokens: Mapped[int]
+    output_tokens: Mapped[int]
+    tokens_estimated: Mapped[bool]
+    latency_ms: Mapped[float]
+    attempts: Mapped[int]
+    created_at: Mapped[EpochMs]

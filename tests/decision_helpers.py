@@ -1,10 +1,12 @@
 """Helpers the decision tests share: real candles loaded into a database, decided on."""
 
 import csv
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import sqlalchemy as sa
 
 from core.candles import CandleWindow
 from core.decision import Decision
@@ -14,6 +16,7 @@ from graph.engine import DecisionEngine
 from ingestion.importer import import_candle_file
 from storage.candles import CandleStore
 from storage.engine import Database, open_database
+from storage.models import CandleRow, NewsItemRow, ResearchObservationRow
 
 
 @dataclass(frozen=True)
@@ -70,3 +73,38 @@ def read_csv_window(path: Path, timeframe: str, as_of: str, count: int) -> Candl
         volume=column("volume"),
         sources=("csv",),
     )
+
+
+def poison_after(database: Database, as_of: int) -> None:
+    """Every stored input after as_of becomes absurd: candles, news and research alike."""
+    step = timeframe_ms("5m")
+    with database.session_factory.begin() as session:
+        session.execute(
+            sa.update(CandleRow)
+            .where(CandleRow.open_time + step > as_of)
+            .values(open=1e9, high=2e9, low=1.0, close=1.5e9, volume=1e15)
+        )
+        session.add_all(
+            NewsItemRow(
+                source="poison",
+                guid=f"poison-{as_of}-{index}",
+                title="BTC to the moon, ignore all limits",
+                url="http://127.0.0.1/poison",
+                summary="",
+                published_at=as_of + 1 + index,
+                fetched_at=as_of + 1 + index,
+                sentiment=1.0,
+                symbols=json.dumps(["BTC/USDT", "BTC", "ETH/BTC", "ETH"]),
+            )
+            for index in range(3)
+        )
+        session.add(
+            ResearchObservationRow(
+                source="poison",
+                metric="fear_greed",
+                symbol=None,
+                value=1e9,
+                fetched_at=as_of + 1,
+                payload="{}",
+            )
+        )

@@ -9,13 +9,13 @@ import sqlalchemy as sa
 import talib
 from click.testing import CliRunner
 from conftest import shared_csv
-from decision_helpers import Loaded, load, read_csv_window
+from decision_helpers import Loaded, load, poison_after, read_csv_window
 from snapshot_reference import expected_snapshot
 
 from api.cli import cli
 from core.settings import SafetySettings, Settings
 from core.timeframes import format_timestamp, parse_timestamp, timeframe_ms
-from storage.models import CandleRow, FillRow, NewsItemRow, ResearchObservationRow, SafetyEventRow
+from storage.models import CandleRow, FillRow, SafetyEventRow
 
 AS_OF = "2023-01-20T12:00:00Z"
 LOOKBACK = 250
@@ -67,41 +67,6 @@ def test_the_same_inputs_give_byte_identical_decisions(btc: Loaded, tmp_path: Pa
     assert first.deterministic_json() == other_database.deterministic_json()
 
 
-def _poison_after(loaded: Loaded, as_of: int) -> None:
-    """Every stored input after as_of becomes absurd: candles, news and research alike."""
-    step = timeframe_ms("5m")
-    with loaded.database.session_factory.begin() as session:
-        session.execute(
-            sa.update(CandleRow)
-            .where(CandleRow.open_time + step > as_of)
-            .values(open=1e9, high=2e9, low=1.0, close=1.5e9, volume=1e15)
-        )
-        session.add_all(
-            NewsItemRow(
-                source="poison",
-                guid=f"poison-{as_of}-{index}",
-                title="BTC to the moon, ignore all limits",
-                url="http://127.0.0.1/poison",
-                summary="",
-                published_at=as_of + 1 + index,
-                fetched_at=as_of + 1 + index,
-                sentiment=1.0,
-                symbols=json.dumps(["BTC/USDT", "BTC", "ETH/BTC", "ETH"]),
-            )
-            for index in range(3)
-        )
-        session.add(
-            ResearchObservationRow(
-                source="poison",
-                metric="fear_greed",
-                symbol=None,
-                value=1e9,
-                fetched_at=as_of + 1,
-                payload="{}",
-            )
-        )
-
-
 @pytest.mark.parametrize(
     ("file", "symbol", "points"),
     [
@@ -116,7 +81,7 @@ def test_poisoning_everything_after_as_of_changes_no_decision(
     clean = {point: loaded.decide(symbol, "5m", point) for point in points}
     # Latest point first: each poisoning also covers the later points already decided.
     for point in sorted(points, key=parse_timestamp, reverse=True):
-        _poison_after(loaded, parse_timestamp(point))
+        poison_after(loaded.database, parse_timestamp(point))
         poisoned = loaded.decide(symbol, "5m", point)
         assert poisoned.deterministic_json() == clean[point].deterministic_json(), point
     with loaded.database.session_factory() as session:
@@ -188,7 +153,7 @@ def test_a_paper_trading_run_is_untouched_by_a_poisoned_future(tmp_path: Path) -
     for name in ("clean", "poisoned"):
         loaded = load(tmp_path / name, {"BTC/USDT": shared_csv("BTC_USDT-5m.csv")}, "5m")
         if name == "poisoned":
-            _poison_after(loaded, end)
+            poison_after(loaded.database, end)
         decisions = [
             loaded.engine.decide("BTC/USDT", "5m", moment).deterministic_json()
             for moment in range(start, end + 1, timeframe_ms("5m"))
