@@ -4,16 +4,20 @@ The answer comes through tool calling (langchain-core's structured output: the s
 as the one tool, parsed back with ``PydanticToolsParser``) and is then converted by the
 caller, whose checks (evidence only by the names given, …) count as part of the schema.
 Before a request: the replay cache (an answered prompt is never asked again), the decision's
-token budget and the day's. A request: bounded attempts, each with a timeout. Whatever
-happened is stored under the prompt's hash and returned with a ``ModelCall`` for the record.
+token budget and the day's. A request: bounded attempts, each with a timeout and each checked
+against the budgets first (the prompt plus the longest answer asked for). An answer — one
+that fits or a malformed one — is stored under the prompt's hash and returned with a
+``ModelCall`` for the record; a call that failed (an error, a timeout) is recorded in the
+decision but not stored: the failure was the provider's, so a rerun asks again.
 """
 
-import concurrent.futures
 import functools
 import math
+import queue
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from langchain_core.language_models import BaseChatModel
@@ -76,13 +80,6 @@ class ChatBackend:
     settings: LLMSettings
     replies: ReplyStore
     unavailable: str | None = None
-    # Requests run on these threads so that a hung one can be left behind at the timeout (its
-    # thread stays busy until the client's own timeout, set to the same value, ends it).
-    _pool: concurrent.futures.ThreadPoolExecutor = field(
-        default_factory=lambda: concurrent.futures.ThreadPoolExecutor(
-            max_workers=2, thread_name_prefix="sigmax-model"
-        )
-    )
 
     def ask(
         self,
@@ -96,35 +93,55 @@ class ChatBackend:
         prompt_hash = self._prompt_hash(prompt, schema)
         if self.model is None:
             return self._skipped(prompt_hash, f"backend unavailable: {self.unavailable}")
-        budget = self.settings.decision_token_budget
-        needed = prompt.estimated_tokens()
-        if ledger.spent + needed > budget:
-            reason = (
-                f"over the decision's token budget: {ledger.spent} used + about {needed} for "
-                f"this prompt > {budget}"
-            )
-            return self._skipped(prompt_hash, reason)
+        # Checked before the cache, on what the decision has used and the prompt alone, so a
+        # rerun (replayed answers count at what they first cost) stops at the same call.
+        over = self._over_decision_budget(ledger.spent, prompt)
+        if over is not None:
+            return self._skipped(prompt_hash, over)
         reply = self.replies.get(prompt_hash)
         if reply is None:
-            day_start = now_ms() // DAY_MS * DAY_MS
-            spent_today = self.replies.tokens_since(day_start)
-            daily = self.settings.daily_token_budget
-            if spent_today + needed > daily:
-                reason = (
-                    f"over the day's token budget: {spent_today} spent today + about "
-                    f"{needed} for this prompt > {daily}"
-                )
-                return self._skipped(prompt_hash, reason)
-            reply = self._request(self.model, prompt, prompt_hash, schema, convert)
-            self.replies.put(reply)
+            over = self._over_daily_budget(prompt)
+            if over is not None:
+                return self._skipped(prompt_hash, over)
+            reply = self._request(self.model, prompt, prompt_hash, schema, convert, ledger.spent)
+            if reply.status == "answered":
+                self.replies.put(reply)
+                # The stored answer, not ours: when another process answered the same prompt
+                # first, a rerun will be given that one, so this decision must say it too.
+                reply = self.replies.get(prompt_hash) or reply
         ledger.spent += reply.input_tokens + reply.output_tokens
         return self._answer(reply, schema, convert)
+
+    def _attempt_tokens(self, prompt: Prompt) -> int:
+        """What one attempt is charged before it is sent: the prompt and the longest answer."""
+        return prompt.estimated_tokens() + self.settings.max_answer_tokens
+
+    def _over_decision_budget(self, spent: int, prompt: Prompt) -> str | None:
+        needed, budget = self._attempt_tokens(prompt), self.settings.decision_token_budget
+        if spent + needed <= budget:
+            return None
+        return (
+            f"over the decision's token budget: {spent} used + up to {needed} for this "
+            f"attempt > {budget}"
+        )
+
+    def _over_daily_budget(self, prompt: Prompt) -> str | None:
+        needed, daily = self._attempt_tokens(prompt), self.settings.daily_token_budget
+        spent_today = self.replies.tokens_since(now_ms() // DAY_MS * DAY_MS)
+        if spent_today + needed <= daily:
+            return None
+        return (
+            f"over the day's token budget: {spent_today} spent today + up to {needed} for "
+            f"this attempt > {daily}"
+        )
 
     def _prompt_hash(self, prompt: Prompt, schema: type[BaseModel]) -> str:
         return hash_json(
             {
                 "backend": self.spec,
                 "temperature": self.settings.temperature,
+                "max_answer_tokens": self.settings.max_answer_tokens,
+                "retries": self.settings.retries,  # the stored answer is the last attempt's
                 "tool": tool_schema(schema),
                 "system": prompt.system,
                 "data": prompt.data,
@@ -152,34 +169,44 @@ class ChatBackend:
         prompt_hash: str,
         schema: type[Draft],
         convert: Callable[[Draft], Result],
+        spent: int,
     ) -> StoredReply:
-        """Up to 1 + retries attempts; the last message (or error) is what gets stored."""
-        bound = model.bind_tools([schema], tool_choice="any")
-        messages = prompt.messages()
+        """Up to 1 + retries attempts, each within the budgets; the last message (or the
+        error) is the reply."""
         started = time.perf_counter()
         input_tokens = output_tokens = attempts = 0
         estimated = False
         message: AIMessage | None = None
         reason: str | None = None
-        for _ in range(1 + self.settings.retries):
-            attempts += 1
-            future = self._pool.submit(bound.invoke, messages)
-            try:
-                message = future.result(timeout=self.settings.timeout_seconds)
-            except concurrent.futures.TimeoutError:
-                future.cancel()
-                message = None
-                reason = f"no answer within {self.settings.timeout_seconds:g} s"
-                break  # another attempt would cost the whole wait again
-            except Exception as error:  # any provider error: recorded, then tried again
-                message, reason = None, self._error_text(error)
-                continue
-            used, counted = _usage(message, prompt)
-            input_tokens, output_tokens = input_tokens + used[0], output_tokens + used[1]
-            estimated = estimated or counted
-            reason = _parse(message, schema, convert)[1]
-            if reason is None:
-                break
+        try:
+            bound = model.bind_tools([schema], tool_choice="any")
+        except Exception as error:  # a model without tool calling: it cannot answer here
+            reason = f"cannot call tools: {self._error_text(error)}"
+            attempts = 1
+        else:
+            messages = prompt.messages()
+            for _ in range(1 + self.settings.retries):
+                so_far = spent + input_tokens + output_tokens
+                if attempts and (
+                    self._over_decision_budget(so_far, prompt) or self._over_daily_budget(prompt)
+                ):
+                    break  # what was asked so far stands; no further attempt is paid for
+                attempts += 1
+                try:
+                    message = _invoke(bound, messages, self.settings.timeout_seconds)
+                except TimeoutError:
+                    message = None
+                    reason = f"no answer within {self.settings.timeout_seconds:g} s"
+                    break  # another attempt would cost the whole wait again
+                except Exception as error:  # any provider error: recorded, then tried again
+                    message, reason = None, self._error_text(error)
+                    continue
+                used, counted = _usage(message, prompt)
+                input_tokens, output_tokens = input_tokens + used[0], output_tokens + used[1]
+                estimated = estimated or counted
+                reason = _parse(message, schema, convert)[1]
+                if reason is None:
+                    break
         return StoredReply(
             prompt_hash=prompt_hash,
             backend=self.spec,
@@ -221,6 +248,30 @@ class ChatBackend:
             reason=reason,
         )
         return ModelAnswer(value=value, call=call)
+
+
+def _invoke(bound: Any, messages: list[BaseMessage], timeout: float) -> AIMessage:
+    """``bound.invoke(messages)`` on a thread of its own, given up after ``timeout`` seconds
+    (TimeoutError). The thread is a daemon: a request that never returns is left behind and
+    holds up neither the next request nor the process's exit."""
+    answers: queue.Queue[tuple[AIMessage | None, Exception | None]] = queue.Queue(maxsize=1)
+
+    def run() -> None:
+        try:
+            answers.put((bound.invoke(messages), None))
+        except Exception as error:
+            answers.put((None, error))
+
+    threading.Thread(target=run, name="sigmax-model", daemon=True).start()
+    try:
+        message, error = answers.get(timeout=timeout)
+    except queue.Empty:
+        raise TimeoutError from None
+    if error is not None:
+        raise error
+    if not isinstance(message, AIMessage):
+        raise TypeError(f"the model answered a {type(message).__name__}, not an AIMessage")
+    return message
 
 
 @functools.cache

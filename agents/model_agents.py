@@ -9,9 +9,9 @@ capped text — hold whatever the prompt contained.
 """
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agents.chat_backend import ChatBackend, ModelAnswer, TokenLedger
 from agents.prompts import judge_prompt, research_prompt, side_prompt
@@ -43,9 +43,20 @@ class ArgumentDraft(_Draft):
 
 
 class SideArguments(_Draft):
-    """The side's arguments; an empty list when the evidence supports none."""
+    """The side's arguments, at most one per category; an empty list when the evidence
+    supports none."""
 
-    arguments: list[ArgumentDraft] = Field(max_length=8)
+    arguments: list[ArgumentDraft] = Field(max_length=len(get_args(Category)))
+
+    @field_validator("arguments")
+    @classmethod
+    def _one_per_category(cls, arguments: list[ArgumentDraft]) -> list[ArgumentDraft]:
+        # The judge sums strengths: the same case made eight times must not weigh eight times.
+        categories = [argument.category for argument in arguments]
+        repeated = sorted({name for name in categories if categories.count(name) > 1})
+        if repeated:
+            raise ValueError(f"more than one argument in {', '.join(repeated)}")
+        return arguments
 
 
 class ContextDraft(_Draft):

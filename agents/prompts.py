@@ -64,17 +64,19 @@ def _evidence(items: Sequence[Evidence]) -> list[dict[str, Any]]:
 
 
 def side_prompt(side: Side, snapshot: MarketSnapshot, tool: str) -> Prompt:
+    """Neither the symbol nor the date: a model that knows how that market went next
+    (replaying the past, backtesting) must argue from the numbers, not from memory. The
+    evidence's window texts, which name as_of, are left out for the same reason."""
     direction = "rise" if side.sign > 0 else "fall"
     system = (
-        f"You are the {side.speaker} in a debate about {snapshot.symbol} on {snapshot.timeframe} "
+        f"You are the {side.speaker} in a debate about a market on {snapshot.timeframe} "
         f"candles. Make the case for a {direction} from the evidence: each argument names its "
         "category, states its claim with the numbers, cites the evidence it rests on and "
-        "gives a strength from 0 (barely) to 1 (overwhelming). No argument is better than "
-        "a weak one. " + _RULES.format(tool=tool)
+        "gives a strength from 0 (barely) to 1 (overwhelming), at most one argument per "
+        "category. No argument is better than a weak one. " + _RULES.format(tool=tool)
     )
     data = {
-        "as_of": format_timestamp(snapshot.as_of),
-        "evidence": _evidence(snapshot.evidence()),
+        "evidence": [{"name": item.name, "value": item.value} for item in snapshot.evidence()],
     }
     return Prompt(system=system, data=_data(data))
 

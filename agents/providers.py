@@ -74,12 +74,23 @@ def _arguments(provider: str, name: str, settings: LLMSettings) -> dict[str, Any
     common: dict[str, Any] = {"model": name, "temperature": settings.temperature}
     if provider == "ollama":
         timeout = {"timeout": settings.timeout_seconds}
-        return {**common, "base_url": settings.ollama_base_url, "client_kwargs": timeout}
+        return {
+            **common,
+            "base_url": settings.ollama_base_url,
+            "client_kwargs": timeout,
+            "num_predict": settings.max_answer_tokens,
+        }
     key = settings.openai_api_key if provider == "openai" else settings.anthropic_api_key
     if key is None:
         variable = f"SIGMAX_LLM__{provider.upper()}_API_KEY"
         raise BackendUnavailableError(f"no {provider} API key: set {variable}")
-    arguments = {**common, "api_key": key, "timeout": settings.timeout_seconds, "max_retries": 0}
+    arguments = {
+        **common,
+        "api_key": key,
+        "timeout": settings.timeout_seconds,
+        "max_retries": 0,
+        "max_tokens": settings.max_answer_tokens,
+    }
     if provider == "openai" and settings.openai_base_url:
         arguments["base_url"] = settings.openai_base_url
     return arguments

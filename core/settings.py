@@ -344,6 +344,9 @@ class LLMSettings(BaseModel):
     timeout_seconds: float = Field(default=30.0, gt=0.0, le=600.0)
     # Further attempts after an error or an answer that does not fit the schema.
     retries: int = Field(default=1, ge=0, le=3)
+    # The longest answer asked for (the provider's max_tokens): with the prompt's own size,
+    # what each attempt is checked against the budgets before it is sent.
+    max_answer_tokens: int = Field(default=1_000, ge=50, le=16_000)
     # Tokens (prompt + answer) one decision may use, replayed answers included, and the
     # tokens fresh calls may spend per UTC day; past either the rule agents speak.
     decision_token_budget: int = Field(default=20_000, ge=0)
@@ -372,7 +375,8 @@ class LLMSettings(BaseModel):
     def secrets(self) -> tuple[str, ...]:
         """The key values, to be blanked out of any error text before it is recorded."""
         keys = (self.openai_api_key, self.anthropic_api_key)
-        return tuple(key.get_secret_value() for key in keys if key is not None)
+        # An empty key is no secret: blanking "" would mangle every character of the text.
+        return tuple(key.get_secret_value() for key in keys if key and key.get_secret_value())
 
 
 class Settings(BaseSettings):

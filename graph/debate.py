@@ -146,6 +146,13 @@ def _open(
 
 def _add_context(transcript: _Transcript, brief: ResearchBrief, call: ModelCall | None) -> None:
     model = _announce(transcript, 0, "researcher", call)
+    if model is not None and not brief.items:
+        # The model's confidence factor still weighs on the verdict: its call must show.
+        claim = (
+            f"{model.backend} brings no context; its confidence factor "
+            f"{brief.confidence_factor:.2f} weighs on the verdict"
+        )
+        transcript.add(0, "researcher", "context", claim, model=model)
     for item in brief.items:
         transcript.add(0, "researcher", "context", item.summary, item.evidence, model=model)
     for absent in brief.missing:

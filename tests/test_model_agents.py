@@ -16,8 +16,9 @@ import sqlalchemy as sa
 from chat_models import ScriptedChatModel, scripted, tool_answer
 from decision_helpers import poison_after
 from fastapi.testclient import TestClient
+from langchain_core.language_models import BaseChatModel, FakeListChatModel
 from langchain_core.messages import AIMessage
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from agents.bull import BULL
 from agents.chat_backend import ChatBackend, TokenLedger
@@ -76,7 +77,7 @@ def snapshot(home: tuple[Path, Database]) -> MarketSnapshot:
     return market_snapshot(window, AS_OF)
 
 
-def backend(database: Database, model: ScriptedChatModel | None, **settings: Any) -> ChatBackend:
+def backend(database: Database, model: BaseChatModel | None, **settings: Any) -> ChatBackend:
     llm = LLMSettings(bull="openai:gpt-4o-mini", **settings)
     return ChatBackend(
         spec="openai:gpt-4o-mini",
@@ -117,9 +118,15 @@ def test_a_model_bull_argues_in_the_rule_types_citing_the_snapshots_numbers(
     system, data = model.requests[0]
     assert "SideArguments" in str(system.content)
     sent = json.loads(str(data.content))
-    assert {"name": "rsi_14", "value": snapshot.value("rsi_14")} == {
-        key: value for key, value in _named(sent["evidence"], "rsi_14").items() if key != "window"
+    assert _named(sent["evidence"], "rsi_14") == {
+        "name": "rsi_14",
+        "value": snapshot["rsi_14"].value,
     }
+    # Neither the market nor the date: a model that remembers how it went must argue from
+    # the numbers.
+    for told in (str(system.content), str(data.content)):
+        assert snapshot.symbol not in told
+        assert "2026" not in told
 
 
 def _named(items: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -136,8 +143,18 @@ def _named(items: list[dict[str, Any]], name: str) -> dict[str, Any]:
         ),
         (tool_answer("SideArguments", {"arguments": [{**TREND, "category": "vibes"}]}), "category"),
         (AIMessage(content="Buy! Definitely buy."), "no SideArguments tool call"),
+        (
+            tool_answer("SideArguments", {"arguments": [TREND, {**TREND, "strength": 0.9}]}),
+            "more than one argument in trend",
+        ),
     ],
-    ids=["strength-out-of-bounds", "unknown-evidence", "unknown-category", "no-tool-call"],
+    ids=[
+        "strength-out-of-bounds",
+        "unknown-evidence",
+        "unknown-category",
+        "no-tool-call",
+        "one-case-made-twice",
+    ],
 )
 def test_a_malformed_answer_is_asked_again_then_the_rules_speak(
     database: Database, snapshot: MarketSnapshot, malformed: AIMessage, why: str
@@ -192,7 +209,7 @@ def test_an_error_falls_back_with_its_reason_and_never_the_key(
     assert cut.endswith("[key]")
 
 
-def test_a_timeout_falls_back_without_another_attempt_and_a_rerun_replays_it(
+def test_a_timeout_falls_back_without_another_attempt_and_is_not_kept_for_replay(
     database: Database, snapshot: MarketSnapshot
 ) -> None:
     release = threading.Event()
@@ -208,10 +225,28 @@ def test_a_timeout_falls_back_without_another_attempt_and_a_rerun_replays_it(
     assert answer.call.reason == "no answer within 0.05 s"
     assert answer.call.attempts == 1
     assert answer.call.latency_ms >= 50.0
-    # The rerun is answered by the cache: the same record, and the model is not asked.
-    again = model_arguments(chat, BULL, snapshot, TokenLedger())
-    assert again.call == answer.call
-    assert len(model.requests) == 1
+    # The failure was the provider's, not an answer: nothing is kept, a rerun asks again.
+    assert ModelReplyStore(database).get(answer.call.prompt_hash) is None
+    rerun = model_arguments(chat, BULL, snapshot, TokenLedger())
+    # Asked again: its script is spent, so each of its 1 + 2 attempts is an error.
+    assert len(model.requests) == 1 + 3
+    assert rerun.call.attempts == 3
+
+
+def test_a_model_that_cannot_call_tools_falls_back_saying_so(
+    database: Database, snapshot: MarketSnapshot
+) -> None:
+    plain = FakeListChatModel(responses=["Buy."])  # langchain-core's: no tool calling
+    answer = model_arguments(backend(database, plain), BULL, snapshot, TokenLedger())
+    assert answer.value is None
+    assert answer.call.fallback
+    assert answer.call.reason is not None
+    assert answer.call.reason.startswith("cannot call tools: NotImplementedError")
+
+
+def test_an_empty_key_is_no_secret_to_blank() -> None:
+    assert LLMSettings(openai_api_key=SecretStr("")).secrets() == ()
+    assert LLMSettings(openai_api_key=SecretStr("sk-1")).secrets() == ("sk-1",)
 
 
 def test_over_the_decisions_budget_no_request_is_sent(
@@ -240,8 +275,10 @@ def test_over_the_days_budget_no_request_is_sent_and_yesterday_does_not_count(
 
     store.put(_spent("today", 999_000, now_ms()))
     model.messages = iter([tool_answer("SideArguments", {"arguments": [TREND]})])
-    # A prompt not answered before (another instant): the cache cannot serve it.
-    later = dataclasses.replace(snapshot, as_of=snapshot.as_of + 300_000)
+    # A prompt not answered before (another close price): the cache cannot serve it.
+    close = snapshot.values["close"]
+    moved = close.model_copy(update={"value": close.value + 1.0})
+    later = dataclasses.replace(snapshot, values={**snapshot.values, "close": moved})
     answer = model_arguments(chat, BULL, later, TokenLedger())
     assert answer.value is None
     assert answer.call.attempts == 0
@@ -556,6 +593,9 @@ def test_the_models_see_nothing_after_as_of_poisoned_future_same_prompts_same_de
     backends = {"bull": "openai:a", "researcher": "openai:b", "judge": "openai:c"}
     clean = _decide(_engine(path, database, models, **backends))
     assert all(turn.model is None or not turn.model.fallback for turn in clean.debate)
+    # No context from the researcher's model, but its confidence factor counts: its call shows.
+    (researched,) = [t for t in clean.debate if t.model and t.model.backend == "openai:b"]
+    assert "brings no context; its confidence factor 0.80" in researched.claim
     headlines = json.loads(str(models["researcher"].requests[0][1].content))["news_headlines"]
     assert len(headlines) == 2
 
