@@ -1,8 +1,10 @@
 """The debate alone, bar by bar over a candle series: the walk-forward's third baseline.
 
 Each bar's snapshot is computed over the decision's lookback window ending at that bar, and
-the same agents, debate and fusion as the decision path turn it into an action (with no
-news or research: candle files carry none). Nothing is re-implemented here.
+the rule agents, debate and fusion of the decision path turn it into an action (with no
+news or research: candle files carry none). Model-backed agents (settings.llm) are not
+asked: a walk-forward over thousands of bars is the rules' baseline. Nothing is
+re-implemented here.
 """
 
 from agents.bear import bear_arguments
