@@ -20,7 +20,7 @@ from graph.state import DecisionServices, DecisionState, MarketInputs
 from rl.features import snapshot_feature_row
 from rl.observation import build_observation
 from safety.gate import GateInputs, MarketDataStatus, evaluate
-from safety.triggers import DailyEquity, TriggerInputs, evaluate_triggers
+from safety.triggers import DailyEquity, TriggerInputs, evaluate_triggers, triggers_off
 
 NEWS_LIMIT = 200
 
@@ -156,20 +156,24 @@ def gate(state: DecisionState, services: DecisionServices) -> DecisionState:
         at_day_start=currency.day_start_equity if currency else 0.0,
         now=currency.equity if currency else 0.0,
     )
-    triggers = evaluate_triggers(
-        TriggerInputs(
-            symbol=request.symbol,
-            as_of=request.as_of,
-            previous_check_ms=book.previous_decision_at,
-            closed_trades=book.portfolio.closed_trades,
-            equity=equity,
-            api_error_times=book.api_error_times,
-            news=market.news,
-            candles=market.window,
-            fills=book.new_fills,
-        ),
-        settings.limits,
-        settings.safety,
+    triggers = (
+        evaluate_triggers(
+            TriggerInputs(
+                symbol=request.symbol,
+                as_of=request.as_of,
+                previous_check_ms=book.previous_decision_at,
+                closed_trades=book.portfolio.closed_trades,
+                equity=equity,
+                api_error_times=book.api_error_times,
+                news=market.news,
+                candles=market.window,
+                fills=book.new_fills,
+            ),
+            settings.limits,
+            settings.safety,
+        )
+        if services.triggers_enabled
+        else triggers_off(request.symbol, request.as_of)
     )
     control = services.control(request.symbol)
     data = MarketDataStatus(

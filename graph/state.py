@@ -80,6 +80,9 @@ class DecisionServices:
     broker: Broker
     # The registry's active RL model, loaded once per process, or why there is none.
     rl_model: ActiveModel | Abstained
+    # False only in a research backtest (`sigmax backtest --no-triggers`): the auto-pause
+    # triggers are left out of the gate, which records that they were.
+    triggers_enabled: bool = True
 
 
 def merge_timings(left: dict[str, float], right: dict[str, float]) -> dict[str, float]:
