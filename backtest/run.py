@@ -125,9 +125,14 @@ class Backtest:
         self.control.auto_resume_due(as_of)
 
     def run_steps(
-        self, as_of: int, services: DecisionServices, place_orders: bool = True
+        self,
+        as_of: int,
+        services: DecisionServices,
+        place_orders: bool = True,
+        updates: dict[str, DecisionState] | None = None,
     ) -> DecisionState:
-        """Every step in order on one state, each timed as graph.builder.TimedNode times it."""
+        """Every step in order on one state, each timed as graph.builder.TimedNode times it;
+        ``updates`` receives what each step wrote (the lookahead analysis compares them)."""
         request = DecisionRequest(
             decision_id=f"{self.run_id}-{as_of}",
             symbol=self.series.symbol,
@@ -141,8 +146,11 @@ class Backtest:
         timings: dict[str, float] = {}
         for name, step in self.steps:
             started = time.perf_counter()
-            state.update(step(state, services))
+            update = step(state, services)
             elapsed = time.perf_counter() - started
+            state.update(update)
+            if updates is not None:
+                updates[name] = update
             timings[name] = elapsed * 1000.0
             self.node_seconds[name] += elapsed
         state["timings_ms"] = timings
