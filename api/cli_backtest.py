@@ -1,0 +1,289 @@
+"""`sigmax backtest` and `sigmax lookahead`: the decision path over a candle file.
+
+Registered by api/cli.py at its end, like api/cli_rl.py (import api.cli first).
+"""
+
+import json
+import shlex
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from api.cli import Context, _symbol, _timeframe, _timestamp
+from api.cli_rl import read_series, registry_of
+from backtest.lookahead import LookaheadReport, lookahead
+from backtest.report import write_report
+from backtest.run import BacktestResult, decided_indices, run_backtest
+from backtest.summary import metrics_of
+from core.candles import CandleWindow
+from core.settings import Settings
+from core.timeframes import format_timestamp, now_ms
+from core.trading import quote_of
+from core.version import ENGINE_VERSION
+from rl.registry import ActiveModel
+from storage.backtests import BacktestRunSummary, BacktestStore
+
+BACKTESTS_FOLDER = "backtests"
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def _optional(
+    check: Callable[[click.Context, click.Parameter, str], str],
+) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        return None if value is None else check(ctx, param, value)
+
+    return callback
+
+
+def _series_options(command: Command) -> Command:
+    """The options both commands read their series and its span with."""
+    options = (
+        click.option(
+            "--data",
+            "data_file",
+            required=True,
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="A candle file: CSV (timestamp,open,high,low,close,volume) or feather.",
+        ),
+        click.option("--symbol", callback=_optional(_symbol), help="Default: from the file name."),
+        click.option(
+            "--timeframe", callback=_optional(_timeframe), help="Default: from the file name."
+        ),
+        click.option("--from", "start_ms", callback=_timestamp, help="First as_of decided."),
+        click.option("--to", "end_ms", callback=_timestamp, help="Last as_of decided."),
+        click.option(
+            "--no-triggers",
+            is_flag=True,
+            help="Research only: leave the auto-pause triggers out (recorded as off).",
+        ),
+        click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _progress(length: int, label: str) -> Any:
+    return click.progressbar(length=length, label=label, file=sys.stderr)
+
+
+def _checked_span(series: CandleWindow, start_ms: int | None, end_ms: int | None) -> int:
+    decided = len(decided_indices(series, start_ms, end_ms))
+    if decided == 0:
+        raise click.ClickException(
+            f"no bar of {series.symbol} {series.timeframe} to decide: the indicators need "
+            "60 candles before the first decision; widen --from/--to or use a longer file"
+        )
+    return decided
+
+
+def backtest_settings(
+    settings: Settings,
+    quote: str,
+    fee: float | None,
+    slippage: float | None,
+    balance: float | None,
+) -> Settings:
+    """The configured settings with this run's paper costs and starting balance."""
+    paper: dict[str, Any] = {}
+    if fee is not None:
+        paper["taker_fee"] = fee
+    if slippage is not None:
+        paper["spread_fraction"] = slippage
+    if balance is not None:
+        paper["starting_balances"] = {**settings.paper.starting_balances, quote: balance}
+    elif quote not in settings.paper.starting_balances:
+        raise click.ClickException(
+            f"no paper balance in {quote}: pass --balance AMOUNT (in {quote}) or add one to "
+            "SIGMAX_PAPER__STARTING_BALANCES"
+        )
+    updated = settings.paper.model_copy(update=paper)
+    return settings.model_copy(update={"paper": updated})
+
+
+@click.command("backtest")
+@_series_options
+@click.option(
+    "--fee",
+    type=click.FloatRange(0.0, 0.1, max_open=True),
+    help="Taker fee per fill, a fraction (default: paper.taker_fee).",
+)
+@click.option(
+    "--slippage",
+    type=click.FloatRange(0.0, 0.1, max_open=True),
+    help="Half-spread paid on every fill, a fraction, before market impact "
+    "(default: paper.spread_fraction).",
+)
+@click.option(
+    "--balance",
+    type=click.FloatRange(0.0, min_open=True),
+    help="Starting balance in the quote currency (default: paper.starting_balances).",
+)
+@click.option("--profile", is_flag=True, help="Also show where the time went, step by step.")
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the markdown report and its plots (default: HOME/backtests/RUN_ID).",
+)
+@click.pass_obj
+def backtest_command(
+    context: Context,
+    data_file: Path,
+    symbol: str | None,
+    timeframe: str | None,
+    start_ms: int | None,
+    end_ms: int | None,
+    no_triggers: bool,
+    as_json: bool,
+    fee: float | None,
+    slippage: float | None,
+    balance: float | None,
+    profile: bool,
+    report_dir: Path | None,
+) -> None:
+    """Run the decision path (agents, debate, RL, sentiment, gate, paper fills at the next
+    bar's open) over every bar of a candle file; store the run and write its report."""
+    series = read_series(data_file, symbol, timeframe)
+    settings = backtest_settings(context.settings, quote_of(series.symbol), fee, slippage, balance)
+    length = _checked_span(series, start_ms, end_ms)
+    rl_model = registry_of(settings).load_active()
+    with _progress(length, "backtest") as bar:
+        result = run_backtest(
+            series,
+            settings,
+            rl_model,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            triggers=not no_triggers,
+            progress=bar.update,
+        )
+    metrics = metrics_of(result)
+    BacktestStore(context.database).save(
+        BacktestRunSummary(
+            id=result.run_id,
+            created_at=now_ms(),
+            symbol=series.symbol,
+            timeframe=series.timeframe,
+            data_file=str(data_file.resolve()),
+            first_as_of=result.bars[0].as_of,
+            last_as_of=result.bars[-1].as_of,
+            bars=len(result.bars),
+            triggers_enabled=result.triggers_enabled,
+            engine_version=ENGINE_VERSION,
+            config_hash=result.config_hash,
+            seconds=result.seconds,
+            bars_per_second=result.bars_per_second,
+            metrics=metrics.as_dict(),
+        ),
+        [asdict(bar) for bar in result.bars],
+        result.fills,
+    )
+    folder = report_dir or settings.home / BACKTESTS_FOLDER / result.run_id
+    report = write_report(result, metrics, folder, "sigmax " + shlex.join(sys.argv[1:]))
+    if as_json:
+        payload: dict[str, Any] = {
+            "run_id": result.run_id,
+            "symbol": series.symbol,
+            "timeframe": series.timeframe,
+            "bars": len(result.bars),
+            "seconds": result.seconds,
+            "bars_per_second": result.bars_per_second,
+            "triggers_enabled": result.triggers_enabled,
+            "rl_model": rl_model.policy.model_id if isinstance(rl_model, ActiveModel) else None,
+            "metrics": metrics.as_dict(),
+            "report": str(report),
+        }
+        if profile:
+            payload["profile_us_per_bar"] = _profile(result)
+        click.echo(json.dumps(payload, indent=2))
+        return
+    click.echo(
+        f"run {result.run_id}: {series.symbol} {series.timeframe}, {len(result.bars)} bars "
+        f"{format_timestamp(result.bars[0].as_of)} → {format_timestamp(result.bars[-1].as_of)} "
+        f"in {result.seconds:.2f} s ({result.bars_per_second:,.0f} bars/s)"
+    )
+    click.echo(
+        f"return {metrics.total_return:+.2%} (buy and hold {metrics.buy_and_hold_return:+.2%}), "
+        f"max drawdown {metrics.max_drawdown.depth:.2%}, {metrics.trade_count} closed trades, "
+        f"fees {metrics.fees_paid:.6g}; triggers {'on' if result.triggers_enabled else 'OFF'}"
+    )
+    click.echo(f"report: {report}")
+    if profile:
+        for name, micros in _profile(result).items():
+            click.echo(f"  {name:<16} {micros:10.1f} µs/bar")
+
+
+def _profile(result: BacktestResult) -> dict[str, float]:
+    """Mean microseconds per bar in each step, and in everything around the steps."""
+    bars = len(result.bars)
+    steps = {name: seconds / bars * 1e6 for name, seconds in result.node_seconds.items()}
+    outside = result.seconds / bars * 1e6 - sum(steps.values())
+    return {**steps, "around the steps": outside}
+
+
+@click.command("lookahead")
+@_series_options
+@click.option(
+    "--samples",
+    default=200,
+    show_default=True,
+    type=click.IntRange(1),
+    help="How many bars to decide again with the future poisoned.",
+)
+@click.option("--seed", type=int, help="Which bars are drawn (default: the settings' seed).")
+@click.pass_obj
+def lookahead_command(
+    context: Context,
+    data_file: Path,
+    symbol: str | None,
+    timeframe: str | None,
+    start_ms: int | None,
+    end_ms: int | None,
+    no_triggers: bool,
+    as_json: bool,
+    samples: int,
+    seed: int | None,
+) -> None:
+    """Decide again at sampled bars with every later candle poisoned; report each decision
+    that changed and the steps whose output changed. Exits 1 when any did."""
+    series = read_series(data_file, symbol, timeframe)
+    settings = backtest_settings(context.settings, quote_of(series.symbol), None, None, None)
+    length = _checked_span(series, start_ms, end_ms)
+    with _progress(length, "lookahead") as bar:
+        report = lookahead(
+            series,
+            settings,
+            registry_of(settings).load_active(),
+            samples=samples,
+            seed=settings.seed if seed is None else seed,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            triggers=not no_triggers,
+            progress=bar.update,
+        )
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        _echo_lookahead(report)
+    if report.changed:
+        sys.exit(1)
+
+
+def _echo_lookahead(report: LookaheadReport) -> None:
+    click.echo(
+        f"{report.symbol} {report.timeframe}: {len(report.sampled)} decisions taken again with "
+        f"the future poisoned, {len(report.changed)} changed"
+    )
+    for node, count in report.changes_by_node().items():
+        click.echo(f"  {node:<12} {count}")
+    for change in report.changed:
+        click.echo(
+            f"  {format_timestamp(change.as_of)}: {', '.join(change.nodes)} changed "
+            f"({change.action} → {change.poisoned_action} with the future poisoned)"
+        )
