@@ -5,6 +5,8 @@ the series in memory with its in-memory broker and control state."""
 
 from pathlib import Path
 
+from conftest import shared_csv
+
 from backtest.run import Backtest, decided_indices, run_backtest
 from core.decision import Abstained
 from core.settings import Settings
@@ -15,7 +17,6 @@ from ingestion.importer import import_candle_file
 from rl.registry import MODELS_FOLDER, ModelRegistry
 from storage.candles import CandleStore
 from storage.engine import open_database
-from conftest import shared_csv
 
 FILE, SYMBOL, TIMEFRAME = "XRP_USDT-5m.csv", "XRP/USDT", "5m"
 BARS = 420  # 361 decisions: buys, fills, sells and a circuit-breaker pause among them

@@ -3,6 +3,8 @@ step that peeks at the next candle is caught, named, with the steps downstream o
 
 from pathlib import Path
 
+from conftest import shared_csv
+
 from backtest.lookahead import lookahead
 from core.decision import SentimentReading
 from core.settings import Settings
@@ -10,7 +12,6 @@ from graph.builder import STEPS
 from graph.state import DecisionServices, DecisionState
 from ingestion.candle_file import parse_candle_file
 from rl.registry import MODELS_FOLDER, ModelRegistry
-from conftest import shared_csv
 
 
 def _series(bars: int):  # type: ignore[no-untyped-def]
