@@ -124,6 +124,18 @@ class Backtest:
         self.broker.process_fills(as_of)
         self.control.auto_resume_due(as_of)
 
+    def request(self, as_of: int, place_orders: bool = True) -> DecisionRequest:
+        """The request DecisionEngine would make at ``as_of``, in mode backtest."""
+        return DecisionRequest(
+            decision_id=f"{self.run_id}-{as_of}",
+            symbol=self.series.symbol,
+            timeframe=self.series.timeframe,
+            timeframe_ms=self.series.timeframe_ms,
+            as_of=as_of,
+            mode=MODE,
+            place_orders=place_orders,
+        )
+
     def run_steps(
         self,
         as_of: int,
@@ -133,16 +145,7 @@ class Backtest:
     ) -> DecisionState:
         """Every step in order on one state, each timed as graph.builder.TimedNode times it;
         ``updates`` receives what each step wrote (the lookahead analysis compares them)."""
-        request = DecisionRequest(
-            decision_id=f"{self.run_id}-{as_of}",
-            symbol=self.series.symbol,
-            timeframe=self.series.timeframe,
-            timeframe_ms=self.series.timeframe_ms,
-            as_of=as_of,
-            mode=MODE,
-            place_orders=place_orders,
-        )
-        state: DecisionState = {"request": request}
+        state: DecisionState = {"request": self.request(as_of, place_orders)}
         timings: dict[str, float] = {}
         for name, step in self.steps:
             started = time.perf_counter()
@@ -158,12 +161,17 @@ class Backtest:
 
     def decide(self, index: int) -> DecisionState:
         """Decide bar ``index`` at its close, with orders, and let tripped triggers pause."""
-        as_of = self.as_of(index)
-        state = self.run_steps(as_of, self.services)
+        state = self.run_steps(self.as_of(index), self.services)
+        self.note_decided(state)
+        return state
+
+    def note_decided(self, state: DecisionState) -> None:
+        """What DecisionEngine does after the graph: tripped triggers pause their scope, and
+        the decision becomes the symbol's previous one."""
+        as_of = state["request"].as_of
         for trip in state["triggers"].trips:
             pause_for(self.control, trip, as_of, self.settings)
         self._previous = as_of
-        return state
 
     def record(self, state: DecisionState) -> Decision:
         """The full decision record of a decided state, as DecisionEngine stores it."""
