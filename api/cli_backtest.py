@@ -3,13 +3,15 @@
 Registered by api/cli.py at its end, like api/cli_rl.py (import api.cli first).
 """
 
+import dataclasses
+import functools
 import json
 import shlex
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -40,8 +42,44 @@ def _optional(
     return callback
 
 
+Costs = tuple[float | None, float | None, float | None]  # fee, slippage, balance
+OpenedSeries = tuple[CandleWindow, Settings, int]
+
+
+@dataclass(frozen=True)
+class SeriesArgs:
+    """What both commands are told about the series, its span and the output."""
+
+    data_file: Path
+    symbol: str | None
+    timeframe: str | None
+    start_ms: int | None
+    end_ms: int | None
+    no_triggers: bool
+    as_json: bool
+
+    def open(self, settings: Settings, costs: Costs = (None, None, None)) -> OpenedSeries:
+        """The series checked in full, the run's settings and how many bars it decides."""
+        series = read_series(self.data_file, self.symbol, self.timeframe)
+        run_settings = backtest_settings(settings, quote_of(series.symbol), *costs)
+        decided = len(decided_indices(series, self.start_ms, self.end_ms))
+        if decided == 0:
+            raise click.ClickException(
+                f"no bar of {series.symbol} {series.timeframe} to decide: the indicators need "
+                "60 candles before the first decision; widen --from/--to or use a longer file"
+            )
+        return series, run_settings, decided
+
+
 def _series_options(command: Command) -> Command:
-    """The options both commands read their series and its span with."""
+    """The options both commands read their series and its span with, handed to the command
+    as one SeriesArgs (``args``)."""
+
+    @functools.wraps(command)
+    def with_series(**kwargs: Any) -> Any:
+        fields = {field.name: kwargs.pop(field.name) for field in dataclasses.fields(SeriesArgs)}
+        return command(args=SeriesArgs(**fields), **kwargs)
+
     options = (
         click.option(
             "--data",
@@ -63,23 +101,14 @@ def _series_options(command: Command) -> Command:
         ),
         click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
     )
+    wrapped: Any = with_series
     for option in reversed(options):
-        command = option(command)
-    return command
+        wrapped = option(wrapped)
+    return cast(Command, wrapped)
 
 
 def _progress(length: int, label: str) -> Any:
     return click.progressbar(length=length, label=label, file=sys.stderr)
-
-
-def _checked_span(series: CandleWindow, start_ms: int | None, end_ms: int | None) -> int:
-    decided = len(decided_indices(series, start_ms, end_ms))
-    if decided == 0:
-        raise click.ClickException(
-            f"no bar of {series.symbol} {series.timeframe} to decide: the indicators need "
-            "60 candles before the first decision; widen --from/--to or use a longer file"
-        )
-    return decided
 
 
 def backtest_settings(
@@ -134,13 +163,7 @@ def backtest_settings(
 @click.pass_obj
 def backtest_command(
     context: Context,
-    data_file: Path,
-    symbol: str | None,
-    timeframe: str | None,
-    start_ms: int | None,
-    end_ms: int | None,
-    no_triggers: bool,
-    as_json: bool,
+    args: SeriesArgs,
     fee: float | None,
     slippage: float | None,
     balance: float | None,
@@ -149,18 +172,16 @@ def backtest_command(
 ) -> None:
     """Run the decision path (agents, debate, RL, sentiment, gate, paper fills at the next
     bar's open) over every bar of a candle file; store the run and write its report."""
-    series = read_series(data_file, symbol, timeframe)
-    settings = backtest_settings(context.settings, quote_of(series.symbol), fee, slippage, balance)
-    length = _checked_span(series, start_ms, end_ms)
+    series, settings, length = args.open(context.settings, (fee, slippage, balance))
     rl_model = registry_of(settings).load_active()
     with _progress(length, "backtest") as bar:
         result = run_backtest(
             series,
             settings,
             rl_model,
-            start_ms=start_ms,
-            end_ms=end_ms,
-            triggers=not no_triggers,
+            start_ms=args.start_ms,
+            end_ms=args.end_ms,
+            triggers=not args.no_triggers,
             progress=bar.update,
         )
     metrics = metrics_of(result)
@@ -170,7 +191,7 @@ def backtest_command(
             created_at=now_ms(),
             symbol=series.symbol,
             timeframe=series.timeframe,
-            data_file=str(data_file.resolve()),
+            data_file=str(args.data_file.resolve()),
             first_as_of=result.bars[0].as_of,
             last_as_of=result.bars[-1].as_of,
             bars=len(result.bars),
@@ -186,7 +207,7 @@ def backtest_command(
     )
     folder = report_dir or settings.home / BACKTESTS_FOLDER / result.run_id
     report = write_report(result, metrics, folder, "sigmax " + shlex.join(sys.argv[1:]))
-    if as_json:
+    if args.as_json:
         payload: dict[str, Any] = {
             "run_id": result.run_id,
             "symbol": series.symbol,
@@ -240,21 +261,13 @@ def _profile(result: BacktestResult) -> dict[str, float]:
 @click.pass_obj
 def lookahead_command(
     context: Context,
-    data_file: Path,
-    symbol: str | None,
-    timeframe: str | None,
-    start_ms: int | None,
-    end_ms: int | None,
-    no_triggers: bool,
-    as_json: bool,
+    args: SeriesArgs,
     samples: int,
     seed: int | None,
 ) -> None:
     """Decide again at sampled bars with every later candle poisoned; report each decision
     that changed and the steps whose output changed. Exits 1 when any did."""
-    series = read_series(data_file, symbol, timeframe)
-    settings = backtest_settings(context.settings, quote_of(series.symbol), None, None, None)
-    length = _checked_span(series, start_ms, end_ms)
+    series, settings, length = args.open(context.settings)
     with _progress(length, "lookahead") as bar:
         report = lookahead(
             series,
@@ -262,12 +275,12 @@ def lookahead_command(
             registry_of(settings).load_active(),
             samples=samples,
             seed=settings.seed if seed is None else seed,
-            start_ms=start_ms,
-            end_ms=end_ms,
-            triggers=not no_triggers,
+            start_ms=args.start_ms,
+            end_ms=args.end_ms,
+            triggers=not args.no_triggers,
             progress=bar.update,
         )
-    if as_json:
+    if args.as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
         _echo_lookahead(report)

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from backtest.metrics import Metrics
 from backtest.run import BacktestResult
 from core.timeframes import format_timestamp
+from rl.report import reproduce_lines
 
 
 def report_stem(result: BacktestResult) -> str:
@@ -31,12 +32,7 @@ def write_report(result: BacktestResult, metrics: Metrics, folder: Path, command
     lines = [
         f"# Backtest: {series.symbol} {series.timeframe}",
         "",
-        "Reproduce with:",
-        "",
-        "```",
-        command,
-        "```",
-        "",
+        *reproduce_lines(command),
         f"- run `{result.run_id}`, config hash `{result.config_hash[:16]}…`",
         f"- {len(bars)} bars decided, {format_timestamp(bars[0].as_of)} → "
         f"{format_timestamp(bars[-1].as_of)}, {result.bars_per_second:,.0f} bars/s "
