@@ -300,3 +300,43 @@ def _echo_lookahead(report: LookaheadReport) -> None:
             f"  {format_timestamp(change.as_of)}: {', '.join(change.nodes)} changed "
             f"({change.action} → {change.poisoned_action} with the future poisoned)"
         )
+
+
+@click.group("backtests")
+def backtests_group() -> None:
+    """Read stored backtest runs back."""
+
+
+@backtests_group.command("list")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.pass_obj
+def list_backtests(context: Context, limit: int) -> None:
+    """The newest runs first."""
+    runs = BacktestStore(context.database).runs(limit)
+    if not runs:
+        click.echo("no backtest runs stored")
+    for run in runs:
+        click.echo(
+            f"{run.id}  {run.symbol:<10} {run.timeframe:<4} {run.bars:>7} bars "
+            f"{format_timestamp(run.first_as_of)} → {format_timestamp(run.last_as_of)}  "
+            f"return {run.metrics['total_return']:+.2%}  "
+            f"triggers {'on' if run.triggers_enabled else 'OFF'}"
+        )
+
+
+@backtests_group.command("show")
+@click.argument("run_id")
+@click.option("--bars", is_flag=True, help="Also list every decided bar.")
+@click.pass_obj
+def show_backtest(context: Context, run_id: str, bars: bool) -> None:
+    """One run as JSON: what it ran on, its speed and metrics (and, with --bars, its bars)."""
+    store = BacktestStore(context.database)
+    run = store.get(run_id)
+    if run is None:
+        raise click.ClickException(
+            f"no backtest run with id {run_id!r}: see `sigmax backtests list`"
+        )
+    payload: dict[str, Any] = {**asdict(run), "fills": store.fill_count(run_id)}
+    if bars:
+        payload["decisions"] = store.decisions(run_id)
+    click.echo(json.dumps(payload, indent=2))

@@ -54,6 +54,16 @@ def test_backtest_stores_the_run_and_writes_its_report(tmp_path: Path) -> None:
     assert store.fill_count(payload["run_id"]) > 0
     database.dispose()
 
+    listed = run(home, "backtests", "list")
+    assert payload["run_id"] in listed.output
+    assert "541 bars" in listed.output
+    shown = json.loads(run(home, "backtests", "show", payload["run_id"], "--bars").stdout)
+    assert shown["metrics"] == metrics
+    assert len(shown["decisions"]) == 541
+    missing = run(home, "backtests", "show", "no-such-run")
+    assert missing.exit_code != 0
+    assert "no backtest run with id 'no-such-run'" in missing.output
+
     report = Path(payload["report"])
     text = report.read_text()
     assert "## Metrics" in text
