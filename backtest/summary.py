@@ -4,23 +4,17 @@ from backtest.metrics import Metrics, TradeOutcome, compute_metrics
 from backtest.run import BacktestResult
 
 
-def exit_reason(result: BacktestResult, order_id: str) -> str:
-    """Why the sell that closed a trade was made: the signal that pushed the score down most."""
-    for bar in result.bars:
-        if bar.order_id == order_id:
-            return f"sell signal ({bar.exit_signal})"
-    raise ValueError(f"order {order_id} was placed by no bar of run {result.run_id}")
-
-
 def trades_of(result: BacktestResult) -> list[TradeOutcome]:
-    """The run's closed trades, oldest first, each with the reason of the fill that closed it."""
+    """The run's closed trades, oldest first, each with the reason of the sell that closed it:
+    the signal that pushed that decision's score down the most."""
     closing = {fill.filled_at: fill.order_id for fill in result.fills if fill.side == "sell"}
+    signal_of = {bar.order_id: bar.exit_signal for bar in result.bars if bar.order_id}
     return [
         TradeOutcome(
             opened_at=trade.opened_at,
             closed_at=trade.closed_at,
             pnl=trade.pnl,
-            exit_reason=exit_reason(result, closing[trade.closed_at]),
+            exit_reason=f"sell signal ({signal_of[closing[trade.closed_at]]})",
         )
         for trade in result.broker.ledger().closed_trades
     ]
