@@ -72,7 +72,8 @@ def lookahead(
 ) -> LookaheadReport:
     """Backtest ``series`` with ``steps``, poisoning the future at ``samples`` bars drawn
     with ``seed`` (all bars when there are fewer)."""
-    backtest = Backtest(series, settings, rl_model, triggers=triggers, steps=steps)
+    # The live path's own per-window indicators, so the poisoned series is what they read.
+    backtest = Backtest(series, settings, rl_model, triggers=triggers, steps=steps, batched=False)
     indices = decided_indices(series, start_ms, end_ms)
     if not indices:
         raise ValueError("no bar to decide within --from/--to")

@@ -19,7 +19,7 @@ from backtest.control import BacktestControl
 from backtest.market import SeriesView
 from core.candles import CandleWindow
 from core.decision import Abstained, Decision, Mode
-from core.market_features import MIN_BARS
+from core.market_features import MIN_BARS, SnapshotBatch, market_snapshot
 from core.settings import Settings
 from core.timeframes import now_ms
 from core.trading import FillView, quote_of
@@ -89,8 +89,10 @@ class Backtest:
         triggers: bool = True,
         steps: Steps = STEPS,
         run_id: str | None = None,
+        batched: bool = True,
     ) -> None:
         self.series = series
+        self.batched = batched
         self.settings = settings
         self.rl_model = rl_model
         self.triggers = triggers
@@ -105,7 +107,13 @@ class Backtest:
 
     def services_over(self, series: CandleWindow) -> DecisionServices:
         """The decision path's services with the market read from ``series`` (the lookahead
-        analysis hands in a poisoned twin) and this run's book and control state."""
+        analysis hands in a poisoned twin) and this run's book and control state; batched,
+        the indicators of the series' windows are computed a block at a time."""
+        snapshot = (
+            SnapshotBatch(series, self.settings.lookback_bars).snapshot
+            if self.batched
+            else market_snapshot
+        )
         return DecisionServices(
             settings=self.settings,
             market_view=lambda as_of: SeriesView(series, as_of),
@@ -114,6 +122,7 @@ class Backtest:
             broker=self.broker,
             rl_model=self.rl_model,
             triggers_enabled=self.triggers,
+            snapshot=snapshot,
         )
 
     def as_of(self, index: int) -> int:

@@ -10,7 +10,7 @@ from agents.researcher import research_brief
 from core.candles import CandleWindow
 from core.decision import Abstained, Execution, Mode, SentimentSignal
 from core.evidence import ResearchBrief
-from core.market_features import market_snapshot, with_book
+from core.market_features import with_book
 from core.sentiment import decayed_sentiment
 from core.timeframes import format_timestamp
 from core.trading import OrderRequest, PortfolioView, quote_of
@@ -33,7 +33,7 @@ def gather(state: DecisionState, services: DecisionServices) -> DecisionState:
     book = view.book(request.symbol)
     snapshot, snapshot_error = None, None
     try:
-        snapshot = with_book(market_snapshot(window, request.as_of), book)
+        snapshot = with_book(services.snapshot(window, request.as_of), book)
     except ValueError as error:  # InsufficientDataError included: both mean "cannot compute"
         snapshot_error = f"indicators unavailable: {error}"
     market = MarketInputs(

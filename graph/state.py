@@ -17,6 +17,7 @@ from core.decision import (
     SentimentSignal,
 )
 from core.evidence import Argument, ResearchBrief
+from core.market_features import market_snapshot
 from core.market_view import BookSummary, MarketView, NewsItem, ResearchObservation
 from core.settings import Settings
 from core.snapshot import MarketSnapshot
@@ -83,6 +84,9 @@ class DecisionServices:
     # False only in a research backtest (`sigmax backtest --no-triggers`): the auto-pause
     # triggers are left out of the gate, which records that they were.
     triggers_enabled: bool = True
+    # The window's indicators: market_snapshot, or a backtest's SnapshotBatch.snapshot (the
+    # same values, computed for many windows at once).
+    snapshot: Callable[[CandleWindow, int], MarketSnapshot] = market_snapshot
 
 
 def merge_timings(left: dict[str, float], right: dict[str, float]) -> dict[str, float]:
