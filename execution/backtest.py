@@ -16,7 +16,7 @@ import numpy as np
 from core.candles import CandleWindow
 from core.settings import PaperSettings
 from core.timeframes import floor_to
-from core.trading import FillView, OrderOutcome, OrderRequest, OrderView, PortfolioView, quote_of
+from core.trading import FillView, OrderOutcome, OrderRequest, OrderView, PortfolioView
 from execution.accounting import FillRecord, Ledger, replay
 from execution.order_rules import check_request, control_refusal
 from execution.paper_rules import (
@@ -29,6 +29,7 @@ from execution.paper_rules import (
     priced_fill,
     sellable,
     size_order,
+    starting_balance,
 )
 from storage.control import ControlState
 from storage.orders import Promised
@@ -86,14 +87,9 @@ class BacktestBroker:
         refusal = control_refusal(request, self._control(request.symbol))
         if refusal is not None:
             return OrderOutcome("refused", refusal)
-        quote = quote_of(request.symbol)
-        start = self._settings.starting_balances.get(quote)
-        if start is None:
-            return OrderOutcome(
-                "refused",
-                f"no paper balance in {quote}: add one to paper.starting_balances to trade "
-                f"{request.symbol}",
-            )
+        start = starting_balance(request.symbol, self._settings)
+        if isinstance(start, OrderOutcome):
+            return start
         pending = self._promised(None)
         sized = size_order(request, self._book(now_ms, now_ms), start, pending, self._fee)
         if isinstance(sized, str):

@@ -60,6 +60,7 @@ from execution.paper_rules import (
     priced_fill,
     sellable,
     size_order,
+    starting_balance,
 )
 from storage import orders
 from storage.control import current_in
@@ -157,15 +158,10 @@ class PaperBroker(StoredOrderReads):
         answered = answered_already(session, request)
         if answered is not None:
             return answered
-        quote = quote_of(request.symbol)
-        start = self._settings.starting_balances.get(quote)
-        if start is None:
-            return OrderOutcome(
-                "refused",
-                f"no paper balance in {quote}: add one to paper.starting_balances to trade "
-                f"{request.symbol}",
-            )
-        orders.lock_quote_currency(session, quote)
+        start = starting_balance(request.symbol, self._settings)
+        if isinstance(start, OrderOutcome):
+            return start
+        orders.lock_quote_currency(session, quote_of(request.symbol))
         book = _book(session, self.name, now_ms, now_ms)
         pending = orders.promised(session, self.name)
         sized = size_order(request, book, start, pending, self._settings.taker_fee)

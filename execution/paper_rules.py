@@ -15,6 +15,7 @@ from core.trading import (
     CurrencyView,
     FillView,
     HoldingView,
+    OrderOutcome,
     OrderRequest,
     PortfolioView,
     Side,
@@ -95,6 +96,18 @@ def portfolio_view(
         closed_trades=tuple(now.ledger.closed_trades),
         open_buy_notional=dict(open_buys),
     )
+
+
+def starting_balance(symbol: str, settings: PaperSettings) -> float | OrderOutcome:
+    """The paper balance the symbol's quote currency starts from, or the refusal without one."""
+    quote = quote_of(symbol)
+    start = settings.starting_balances.get(quote)
+    if start is None:
+        return OrderOutcome(
+            "refused",
+            f"no paper balance in {quote}: add one to paper.starting_balances to trade {symbol}",
+        )
+    return start
 
 
 def fill_refusal(side: str, reduce_only: bool, control: ControlState) -> str | None:
