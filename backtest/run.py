@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from typing import Any, cast, get_type_hints
 
 from backtest.control import BacktestControl
 from backtest.market import SeriesView
@@ -32,6 +33,13 @@ from rl.registry import ActiveModel
 
 MODE: Mode = "backtest"
 Steps = tuple[tuple[str, NodeFunction], ...]
+# The state keys the graph merges with a reducer (Annotated[..., reducer]) instead of
+# replacing: a step's update of one is merged the same way here.
+REDUCERS: dict[str, Callable[[Any, Any], Any]] = {
+    key: hint.__metadata__[-1]
+    for key, hint in get_type_hints(DecisionState, include_extras=True).items()
+    if callable(getattr(hint, "__metadata__", (None,))[-1])
+}
 
 
 @dataclass(frozen=True)
@@ -155,12 +163,15 @@ class Backtest:
         """Every step in order on one state, each timed as graph.builder.TimedNode times it;
         ``updates`` receives what each step wrote (the lookahead analysis compares them)."""
         state: DecisionState = {"request": self.request(as_of, place_orders)}
+        values = cast(dict[str, Any], state)
         timings: dict[str, float] = {}
         for name, step in self.steps:
             started = time.perf_counter()
             update = step(state, services)
             elapsed = time.perf_counter() - started
-            state.update(update)
+            for key, value in update.items():
+                merge = REDUCERS.get(key)
+                values[key] = merge(values[key], value) if merge and key in values else value
             if updates is not None:
                 updates[name] = update
             timings[name] = elapsed * 1000.0
