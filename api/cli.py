@@ -671,10 +671,14 @@ def _print(decision: Decision, as_json: bool) -> None:
         click.echo(render_decision(decision))
 
 
-# Last: cli_rl imports Context and the option callbacks from this module.
+# Last: cli_rl and cli_backtest import Context and the option callbacks from this module.
+from api.cli_backtest import backtest_command, backtests_group, lookahead_command  # noqa: E402
 from api.cli_rl import rl  # noqa: E402
 
 cli.add_command(rl)
+cli.add_command(backtest_command)
+cli.add_command(lookahead_command)
+cli.add_command(backtests_group)
 
 
 def main() -> None:

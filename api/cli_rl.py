@@ -34,20 +34,25 @@ def rl() -> None:
     """The RL signal: train, list, activate, evaluate."""
 
 
-def read_series(path: Path) -> CandleWindow:
-    """A candle file named BASE_QUOTE-TIMEFRAME.csv (or .feather), checked in full."""
+def read_series(
+    path: Path, symbol: str | None = None, timeframe: str | None = None
+) -> CandleWindow:
+    """A candle file, checked in full; its symbol and timeframe as given, or else from its
+    name, BASE_QUOTE-TIMEFRAME.csv (or .feather)."""
     match = _FILE_NAME.match(path.name)
-    if match is None:
+    named: tuple[str, str] | None = (
+        (f"{match['base']}/{match['quote']}", match["timeframe"]) if match else None
+    )
+    if named is None and (symbol is None or timeframe is None):
         raise click.BadParameter(
             f"{path.name}: name it BASE_QUOTE-TIMEFRAME.csv (e.g. BTC_USDT-5m.csv) so the "
-            "symbol and timeframe are known"
+            "symbol and timeframe are known, or give --symbol and --timeframe"
         )
-    timeframe = match["timeframe"]
+    series_symbol = symbol or (named[0] if named else "")
+    series_timeframe = timeframe or (named[1] if named else "")
     try:
-        timeframe_ms(timeframe)
-        parsed = parse_candle_file(
-            path.read_bytes(), f"{match['base']}/{match['quote']}", timeframe, "import"
-        )
+        timeframe_ms(series_timeframe)
+        parsed = parse_candle_file(path.read_bytes(), series_symbol, series_timeframe, "import")
     except (CandleFileError, ValueError) as error:
         raise click.ClickException(f"{path}: {error}") from None
     return parsed.candles

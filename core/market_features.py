@@ -6,8 +6,10 @@ floats; values are Python floats (exact, deterministic JSON) and never NaN or in
 
 import math
 from dataclasses import replace
+from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from core import indicators
 from core.candles import CandleWindow, FloatArray
@@ -37,6 +39,13 @@ def market_snapshot(window: CandleWindow, as_of: int) -> MarketSnapshot:
     Raises InsufficientDataError below MIN_BARS candles, and ValueError when the window reaches
     past ``as_of`` or a value is undefined (NaN/inf, e.g. RSI of a series that never moved).
     """
+    last_close = _closed_by(window, as_of)
+    values = _evidence(window, f"to {format_timestamp(last_close)}")
+    return _snapshot(window, as_of, last_close, values)
+
+
+def _closed_by(window: CandleWindow, as_of: int) -> int:
+    """The window's last close, once it is known to be enough candles, all closed by as_of."""
     if len(window) < MIN_BARS:
         raise InsufficientDataError(MIN_BARS, len(window))
     last_close = window.last_close_time
@@ -46,7 +55,12 @@ def market_snapshot(window: CandleWindow, as_of: int) -> MarketSnapshot:
             f"newest candle closes at {format_timestamp(last_close)}, after as_of "
             f"{format_timestamp(as_of)}: a snapshot may only use closed candles"
         )
-    values = _evidence(window, f"to {format_timestamp(last_close)}")
+    return last_close
+
+
+def _snapshot(
+    window: CandleWindow, as_of: int, last_close: int, values: dict[str, Evidence]
+) -> MarketSnapshot:
     return MarketSnapshot(
         symbol=window.symbol,
         timeframe=window.timeframe,
@@ -75,93 +89,149 @@ def with_book(snapshot: MarketSnapshot, book: BookSummary | None) -> MarketSnaps
 Entry = tuple[str, float, str]  # name, value, what it was computed over
 
 
+class _Raw(NamedTuple):
+    """The indicator values the evidence is made of: for one window each a number, for rows
+    of windows (market_snapshots) each an array with one number per row."""
+
+    close: Any
+    close_before: Any  # one bar before
+    close_momentum: Any  # MOMENTUM_BARS bars before
+    rsi: Any
+    macd: Any
+    macd_signal: Any
+    macd_hist: Any
+    macd_hist_before: Any
+    bb_upper: Any
+    bb_middle: Any
+    bb_lower: Any
+    atr: Any
+    atr_pct: Any
+    atr_pct_at_or_below: Any  # how many of the window's ATR/close values are ≤ the last
+    atr_pct_defined: Any  # how many of them are defined
+    ema: Any
+    ema_before: Any  # EMA_SLOPE_BARS bars before
+    volume_z: Any
+
+    def row(self, index: int) -> "_Raw":
+        return _Raw(*(field[index] for field in self))
+
+
+def _raw(close: FloatArray, high: FloatArray, low: FloatArray, volume: FloatArray) -> _Raw:
+    """Every indicator over the window (the last axis), each reduced to what the evidence
+    cites. Bollinger and the volume z-score are computed over the only bars their last value
+    reads: the same arithmetic on the same numbers as over the whole window."""
+    line, signal, hist = indicators.macd(close, MACD_FAST, MACD_SLOW, MACD_SIGNAL)
+    upper, middle, lower = indicators.bollinger(close[..., -BB_PERIOD:], BB_PERIOD, BB_STD)
+    atr = indicators.atr(high, low, close, ATR_PERIOD)
+    # Left NaN at a zero close (reported by _finite if it is the last one).
+    atr_pct = np.divide(atr, close, out=np.full(atr.shape, np.nan), where=close != 0)
+    ema = indicators.ema(close, EMA_PERIOD)
+    volume_z = indicators.volume_zscore(volume[..., -VOLUME_PERIOD - 1 :], VOLUME_PERIOD)
+    return _Raw(
+        close=close[..., -1],
+        close_before=close[..., -2],
+        close_momentum=close[..., -1 - MOMENTUM_BARS],
+        rsi=indicators.rsi(close, RSI_PERIOD)[..., -1],
+        macd=line[..., -1],
+        macd_signal=signal[..., -1],
+        macd_hist=hist[..., -1],
+        macd_hist_before=hist[..., -2],
+        bb_upper=upper[..., -1],
+        bb_middle=middle[..., -1],
+        bb_lower=lower[..., -1],
+        atr=atr[..., -1],
+        atr_pct=atr_pct[..., -1],
+        # The volatility regime: where today's ATR/close stands among the window's own values.
+        atr_pct_at_or_below=np.count_nonzero(atr_pct <= atr_pct[..., -1:], axis=-1),
+        atr_pct_defined=np.count_nonzero(~np.isnan(atr_pct), axis=-1),
+        ema=ema[..., -1],
+        ema_before=ema[..., -1 - EMA_SLOPE_BARS],
+        volume_z=volume_z[..., -1],
+    )
+
+
 def _evidence(window: CandleWindow, to: str) -> dict[str, Evidence]:
-    """Compute every named value with its window description; refuse any non-finite one."""
-    over = f"over {len(window)} bars {to}"
+    raw = _raw(window.close, window.high, window.low, window.volume)
+    return _named(raw, len(window), to)
+
+
+def _named(raw: _Raw, bars: int, to: str) -> dict[str, Evidence]:
+    """Every named value of one window with its description; refuse any non-finite one."""
+    over = f"over {bars} bars {to}"
     entries = [
-        *_price_entries(window.close, to),
-        *_momentum_entries(window.close, over),
-        *_bollinger_entries(window.close, to),
-        *_atr_entries(window, over),
-        *_ema_entries(window.close, over),
+        *_price_entries(raw, to),
+        *_momentum_entries(raw, over),
+        *_bollinger_entries(raw, to),
+        *_atr_entries(raw, over),
+        *_ema_entries(raw, over),
         (
             "volume_z_20",
-            _last(indicators.volume_zscore(window.volume, VOLUME_PERIOD)),
+            float(raw.volume_z),
             f"last bar's volume vs the {VOLUME_PERIOD} bars before it {to}",
         ),
     ]
     return {name: _finite(name, value, described) for name, value, described in entries}
 
 
-def _price_entries(close: FloatArray, to: str) -> list[Entry]:
-    last = float(close[-1])
+def _price_entries(raw: _Raw, to: str) -> list[Entry]:
+    last = float(raw.close)
     return [
         ("close", last, f"last bar {to}"),
-        ("return_1", _div(last, float(close[-2])) - 1.0, f"last 2 closes {to}"),
+        ("return_1", _div(last, float(raw.close_before)) - 1.0, f"last 2 closes {to}"),
         (
             "momentum_20",
-            _div(last, float(close[-1 - MOMENTUM_BARS])) - 1.0,
+            _div(last, float(raw.close_momentum)) - 1.0,
             f"change over the last {MOMENTUM_BARS} bars {to}",
         ),
     ]
 
 
-def _momentum_entries(close: FloatArray, over: str) -> list[Entry]:
-    line, signal, hist = indicators.macd(close, MACD_FAST, MACD_SLOW, MACD_SIGNAL)
+def _momentum_entries(raw: _Raw, over: str) -> list[Entry]:
     name = f"MACD({MACD_FAST},{MACD_SLOW},{MACD_SIGNAL})"
     return [
-        ("rsi_14", _last(indicators.rsi(close, RSI_PERIOD)), f"{RSI_PERIOD}-bar Wilder RSI {over}"),
-        ("macd", _last(line), f"{name} line {over}"),
-        ("macd_signal", _last(signal), f"{name} signal {over}"),
-        ("macd_hist", _last(hist), f"{name} histogram {over}"),
-        ("macd_hist_prev", float(hist[-2]), f"{name} histogram one bar before, {over}"),
+        ("rsi_14", float(raw.rsi), f"{RSI_PERIOD}-bar Wilder RSI {over}"),
+        ("macd", float(raw.macd), f"{name} line {over}"),
+        ("macd_signal", float(raw.macd_signal), f"{name} signal {over}"),
+        ("macd_hist", float(raw.macd_hist), f"{name} histogram {over}"),
+        ("macd_hist_prev", float(raw.macd_hist_before), f"{name} histogram one bar before, {over}"),
     ]
 
 
-def _bollinger_entries(close: FloatArray, to: str) -> list[Entry]:
-    upper, middle, lower = (_last(band) for band in indicators.bollinger(close, BB_PERIOD, BB_STD))
+def _bollinger_entries(raw: _Raw, to: str) -> list[Entry]:
+    upper, middle, lower = float(raw.bb_upper), float(raw.bb_middle), float(raw.bb_lower)
     name = f"{BB_PERIOD}-bar Bollinger ({BB_STD:g}σ, population std)"
     return [
         ("bb_upper", upper, f"{name} upper band {to}"),
         ("bb_middle", middle, f"{name} middle (SMA) {to}"),
         ("bb_lower", lower, f"{name} lower band {to}"),
-        ("bb_percent_b", _div(float(close[-1]) - lower, upper - lower), f"{name} %B {to}"),
+        ("bb_percent_b", _div(float(raw.close) - lower, upper - lower), f"{name} %B {to}"),
         ("bb_bandwidth", _div(upper - lower, middle), f"{name} bandwidth {to}"),
     ]
 
 
-def _atr_entries(window: CandleWindow, over: str) -> list[Entry]:
-    atr = indicators.atr(window.high, window.low, window.close, ATR_PERIOD)
-    # Left NaN at a zero close (reported by _finite if it is the last one).
-    atr_pct = np.divide(atr, window.close, out=np.full(len(atr), np.nan), where=window.close != 0)
-    # The volatility regime: where today's ATR/close stands among the window's own values.
-    defined = atr_pct[~np.isnan(atr_pct)]
-    rank = _div(int(np.count_nonzero(defined <= atr_pct[-1])), len(defined))
+def _atr_entries(raw: _Raw, over: str) -> list[Entry]:
+    defined = int(raw.atr_pct_defined)
+    rank = _div(int(raw.atr_pct_at_or_below), defined)
     name = f"{ATR_PERIOD}-bar Wilder ATR"
     return [
-        ("atr_14", _last(atr), f"{name} {over}"),
-        ("atr_pct", _last(atr_pct), f"{name} / close {over}"),
-        ("atr_pct_rank", rank, f"rank of ATR/close among its {len(defined)} values {over}"),
+        ("atr_14", float(raw.atr), f"{name} {over}"),
+        ("atr_pct", float(raw.atr_pct), f"{name} / close {over}"),
+        ("atr_pct_rank", rank, f"rank of ATR/close among its {defined} values {over}"),
     ]
 
 
-def _ema_entries(close: FloatArray, over: str) -> list[Entry]:
-    ema = indicators.ema(close, EMA_PERIOD)
-    now = float(ema[-1])
+def _ema_entries(raw: _Raw, over: str) -> list[Entry]:
+    now = float(raw.ema)
     name = f"{EMA_PERIOD}-bar EMA"
     return [
         ("ema_50", now, f"{name} {over}"),
         (
             "ema_50_slope_5",
-            _div(now, float(ema[-1 - EMA_SLOPE_BARS])) - 1.0,
+            _div(now, float(raw.ema_before)) - 1.0,
             f"{name} change over the last {EMA_SLOPE_BARS} bars, {over}",
         ),
-        ("close_vs_ema_50", _div(float(close[-1]), now) - 1.0, f"last close vs {name} {over}"),
+        ("close_vs_ema_50", _div(float(raw.close), now) - 1.0, f"last close vs {name} {over}"),
     ]
-
-
-def _last(series: FloatArray) -> float:
-    return float(series[-1])
 
 
 def _div(numerator: float, denominator: float) -> float:
@@ -180,3 +250,66 @@ def _finite(name: str, value: float, window: str) -> Evidence:
             "the series is flat or holds non-finite prices"
         )
     return Evidence(name=name, value=value, window=window)
+
+
+class SnapshotBatch:
+    """market_snapshot for the windows a backtest reads: every ``lookback``-bar window of
+    ``series``, their indicators computed together, a block of windows at a time (rows of
+    windows: core.indicators), so each is bitwise what market_snapshot gives for it alone.
+    Any other window (a shorter one near the start, one not cut from ``series``) is handed
+    to market_snapshot itself."""
+
+    BLOCK = 1024  # windows computed together: ≈ 2 MB per indicator array
+
+    def __init__(self, series: CandleWindow, lookback: int) -> None:
+        self._series = series
+        self._lookback = lookback
+        self._blocks: dict[int, _Raw] = {}
+
+    def snapshot(self, window: CandleWindow, as_of: int) -> MarketSnapshot:
+        row = self._row_of(window)
+        if row is None:
+            return market_snapshot(window, as_of)
+        last_close = _closed_by(window, as_of)
+        block, offset = divmod(row, self.BLOCK)
+        raw = self._block(block).row(offset)
+        values = _named(raw, len(window), f"to {format_timestamp(last_close)}")
+        return _snapshot(window, as_of, last_close, values)
+
+    def _row_of(self, window: CandleWindow) -> int | None:
+        """The row of ``window`` among the series' full windows (row r ends at bar r +
+        lookback - 1), or None when it is not one of them."""
+        series, lookback = self._series, self._lookback
+        if len(window) != lookback or len(series) < lookback:
+            return None
+        if (window.symbol, window.timeframe) != (series.symbol, series.timeframe):
+            return None
+        start = int(np.searchsorted(series.open_time, window.open_time[0]))
+        if start + lookback > len(series) or not all(
+            np.shares_memory(part, whole) and part[0] == whole[start]
+            for part, whole in (
+                (window.open_time, series.open_time),
+                (window.close, series.close),
+                (window.high, series.high),
+                (window.low, series.low),
+                (window.volume, series.volume),
+            )
+        ):
+            return None
+        return start
+
+    def _block(self, block: int) -> _Raw:
+        if block not in self._blocks:
+            first = block * self.BLOCK
+            stop = min(first + self.BLOCK, len(self._series) - self._lookback + 1)
+            columns = (
+                sliding_window_view(column, self._lookback)[first:stop]
+                for column in (
+                    self._series.close,
+                    self._series.high,
+                    self._series.low,
+                    self._series.volume,
+                )
+            )
+            self._blocks = {block: _raw(*columns)}  # a backtest walks forward: keep one
+        return self._blocks[block]

@@ -10,11 +10,12 @@ import contextlib
 import time
 import uuid
 from collections.abc import Mapping
+from typing import Protocol
 
 from langchain_core.language_models import BaseChatModel
 
 from agents.providers import chat_backends
-from core.decision import Decision, Mode
+from core.decision import Abstained, Decision, Mode
 from core.hashing import hash_json
 from core.settings import ModelRole, Settings
 from core.timeframes import now_ms, timeframe_ms
@@ -92,10 +93,7 @@ class DecisionEngine:
             chat=chat_backends(settings.llm, ModelReplyStore(database), chat_models),
         )
         self._graph = build_graph(self.services)
-        # The active RL model changes what a decision says as much as any setting does.
-        rl_model = self.services.rl_model
-        active = rl_model.policy.model_id if isinstance(rl_model, ActiveModel) else None
-        self._config_hash = hash_json({**settings.decision_config(), "rl_model": active})
+        self._config_hash = config_hash(settings, self.services.rl_model)
 
     async def decide_async(
         self,
@@ -126,7 +124,7 @@ class DecisionEngine:
         events = gate_events(symbol, decision.proposal, decision.safety, created_at)
         self._decisions.save(decision, events)
         for trip in state["triggers"].trips:
-            self._pause_for(trip, as_of)
+            pause_for(self.control, trip, as_of, self._settings)
         return decision
 
     async def run_steps(self, state: DecisionState) -> DecisionState:
@@ -145,15 +143,36 @@ class DecisionEngine:
         """Synchronous entry point for the CLI and scripts (runs its own event loop)."""
         return asyncio.run(self.decide_async(symbol, timeframe, as_of, mode, place_orders))
 
-    def _pause_for(self, trip: Trip, as_of: int) -> None:
-        """A tripped trigger pauses its scope until its cool-down ends (HALTED stays HALTED)."""
-        cool_down_ms = self._settings.limits.cool_down_minutes * MINUTE_MS
-        # Under HALTED the pause is refused: HALTED is stricter, and a pause would lift it.
-        with contextlib.suppress(ControlError):
-            self.control.pause(
-                actor=f"trigger:{trip.name}",
-                reason=trip.reason,
-                now_ms=as_of,
-                symbol=trip.symbol if trip.scope == "symbol" else None,
-                cool_down_until=as_of + cool_down_ms,
-            )
+
+class Pausing(Protocol):
+    """What a tripped trigger pauses: the stored control state, or a backtest's own."""
+
+    def pause(
+        self,
+        actor: str,
+        reason: str,
+        now_ms: int,
+        symbol: str | None = None,
+        cool_down_until: int | None = None,
+    ) -> object: ...
+
+
+def pause_for(control: Pausing, trip: Trip, as_of: int, settings: Settings) -> None:
+    """A tripped trigger pauses its scope until its cool-down ends (HALTED stays HALTED)."""
+    cool_down_ms = settings.limits.cool_down_minutes * MINUTE_MS
+    # Under HALTED the pause is refused: HALTED is stricter, and a pause would lift it.
+    with contextlib.suppress(ControlError):
+        control.pause(
+            actor=f"trigger:{trip.name}",
+            reason=trip.reason,
+            now_ms=as_of,
+            symbol=trip.symbol if trip.scope == "symbol" else None,
+            cool_down_until=as_of + cool_down_ms,
+        )
+
+
+def config_hash(settings: Settings, rl_model: ActiveModel | Abstained) -> str:
+    """The hash of everything configured that changes what a decision says; the active RL
+    model changes it as much as any setting does."""
+    active = rl_model.policy.model_id if isinstance(rl_model, ActiveModel) else None
+    return hash_json({**settings.decision_config(), "rl_model": active})

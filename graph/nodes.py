@@ -12,7 +12,7 @@ from agents.rules import Side, arguments_for
 from core.candles import CandleWindow
 from core.decision import Abstained, Execution, Mode, ModelCall, SentimentSignal
 from core.evidence import Argument, ResearchBrief, Speaker
-from core.market_features import market_snapshot, with_book
+from core.market_features import with_book
 from core.sentiment import decayed_sentiment
 from core.timeframes import format_timestamp
 from core.trading import OrderRequest, PortfolioView, quote_of
@@ -22,7 +22,7 @@ from graph.state import DecisionServices, DecisionState, MarketInputs
 from rl.features import PARITY_LOOKBACK_BARS, snapshot_feature_row
 from rl.observation import build_observation
 from safety.gate import GateInputs, MarketDataStatus, evaluate
-from safety.triggers import DailyEquity, TriggerInputs, evaluate_triggers
+from safety.triggers import DailyEquity, TriggerInputs, evaluate_triggers, triggers_off
 
 NEWS_LIMIT = 200
 
@@ -35,7 +35,7 @@ def gather(state: DecisionState, services: DecisionServices) -> DecisionState:
     book = view.book(request.symbol)
     snapshot, snapshot_error = None, None
     try:
-        snapshot = with_book(market_snapshot(window, request.as_of), book)
+        snapshot = with_book(services.snapshot(window, request.as_of), book)
     except ValueError as error:  # InsufficientDataError included: both mean "cannot compute"
         snapshot_error = f"indicators unavailable: {error}"
     market = MarketInputs(
@@ -196,20 +196,24 @@ def gate(state: DecisionState, services: DecisionServices) -> DecisionState:
         at_day_start=currency.day_start_equity if currency else 0.0,
         now=currency.equity if currency else 0.0,
     )
-    triggers = evaluate_triggers(
-        TriggerInputs(
-            symbol=request.symbol,
-            as_of=request.as_of,
-            previous_check_ms=book.previous_decision_at,
-            closed_trades=book.portfolio.closed_trades,
-            equity=equity,
-            api_error_times=book.api_error_times,
-            news=market.news,
-            candles=market.window,
-            fills=book.new_fills,
-        ),
-        settings.limits,
-        settings.safety,
+    triggers = (
+        evaluate_triggers(
+            TriggerInputs(
+                symbol=request.symbol,
+                as_of=request.as_of,
+                previous_check_ms=book.previous_decision_at,
+                closed_trades=book.portfolio.closed_trades,
+                equity=equity,
+                api_error_times=book.api_error_times,
+                news=market.news,
+                candles=market.window,
+                fills=book.new_fills,
+            ),
+            settings.limits,
+            settings.safety,
+        )
+        if services.triggers_enabled
+        else triggers_off(request.symbol, request.as_of)
     )
     control = services.control(request.symbol)
     data = MarketDataStatus(

@@ -19,6 +19,7 @@ from core.decision import (
     SentimentSignal,
 )
 from core.evidence import Argument, ResearchBrief, Speaker
+from core.market_features import market_snapshot
 from core.market_view import BookSummary, MarketView, NewsItem, ResearchObservation
 from core.settings import ModelRole, Settings
 from core.snapshot import MarketSnapshot
@@ -86,6 +87,12 @@ class DecisionServices:
     rl_model: ActiveModel | Abstained
     # The chat model behind each model-backed role; a role not here is the rules'.
     chat: Mapping[ModelRole, ChatBackend] = field(default_factory=dict)
+    # False only in a research backtest (`sigmax backtest --no-triggers`): the auto-pause
+    # triggers are left out of the gate, which records that they were.
+    triggers_enabled: bool = True
+    # The window's indicators: market_snapshot, or a backtest's SnapshotBatch.snapshot (the
+    # same values, computed for many windows at once).
+    snapshot: Callable[[CandleWindow, int], MarketSnapshot] = market_snapshot
 
 
 Key = TypeVar("Key")

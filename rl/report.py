@@ -19,12 +19,7 @@ def write_report(
     lines = [
         "# Walk-forward evaluation of the RL signal",
         "",
-        "Reproduce with:",
-        "",
-        "```",
-        command,
-        "```",
-        "",
+        *reproduce_lines(command),
         *notes,
         "",
     ]
@@ -53,6 +48,11 @@ def write_report(
     path = folder / "WALK_FORWARD.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def reproduce_lines(command: str) -> list[str]:
+    """A report's "Reproduce with" paragraph: the command that wrote it, as a code block."""
+    return ["Reproduce with:", "", "```", command, "```", ""]
 
 
 def _summary(results: Sequence[WindowResult]) -> list[str]:

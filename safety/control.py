@@ -214,21 +214,21 @@ class ControlService:
         if not self._settings.safety.auto_resume:
             return []
         with self._database.session_factory() as session:
-            if all(_ended_cool_down(state, now_ms) is None for state in scopes_in(session)):
+            if all(ended_cool_down(state, now_ms) is None for state in scopes_in(session)):
                 return []
         with guarded_transaction(self._database, exclusive=True) as session:
             return [
                 _record(
                     session,
                     "ACTIVE",
-                    f"cool-down ended at {format_timestamp(ended)}",
+                    resume_reason(ended),
                     AUTO_RESUME_ACTOR,
                     now_ms,
                     state.symbol,
                     lifted=state.state,
                 )
                 for state in scopes_in(session)
-                if (ended := _ended_cool_down(state, now_ms)) is not None
+                if (ended := ended_cool_down(state, now_ms)) is not None
             ]
 
     def status(self, now_ms: int) -> ControlStatus:
@@ -350,7 +350,12 @@ def _cooling_until(state: ControlState, now_ms: int) -> int | None:
     return until if state.state == "PAUSED" and until is not None and now_ms < until else None
 
 
-def _ended_cool_down(state: ControlState, now_ms: int) -> int | None:
+def resume_reason(ended: int) -> str:
+    """Why an auto-resume lifted a pause."""
+    return f"cool-down ended at {format_timestamp(ended)}"
+
+
+def ended_cool_down(state: ControlState, now_ms: int) -> int | None:
     """When a PAUSED scope's cool-down ended, if it has; None otherwise."""
     until = state.cool_down_until
     return until if state.state == "PAUSED" and until is not None and until <= now_ms else None

@@ -131,6 +131,14 @@ def evaluate_triggers(
     )
 
 
+def triggers_off(symbol: str, as_of: int) -> TriggerReport:
+    """The report of a research backtest run with the triggers switched off: every check
+    passes, saying so, and nothing trips. Never used outside a backtest."""
+    detail = "off: research backtest run with --no-triggers"
+    checks = tuple(SafetyCheck(name=name, passed=True, detail=detail) for name in TRIGGER_NAMES)
+    return TriggerReport(symbol=symbol, as_of=as_of, checks=checks, trips=())
+
+
 def check_consecutive_losses(
     trades: tuple[ClosedTrade, ...], as_of: int, previous_check_ms: int | None, limits: RiskLimits
 ) -> TriggerOutcome:

@@ -14,7 +14,7 @@ from storage.journal import guarded_transaction, next_journal_seq
 from storage.models import ControlStateChangeRow
 
 # Where a global and a symbol's own state disagree, the stricter one holds.
-_STRICTNESS: dict[str, int] = {"ACTIVE": 0, "PAUSED": 1, "HALTED": 2}
+STRICTNESS: dict[str, int] = {"ACTIVE": 0, "PAUSED": 1, "HALTED": 2}
 
 
 class ControlState(BaseModel):
@@ -84,7 +84,7 @@ def current_in(session: Session, symbol: str | None = None) -> ControlState:
         rows += connection.execute(_NEWEST_FOR_SYMBOL, {"symbol": symbol}).mappings()
     if not rows:
         return NEVER_CHANGED
-    newest = max(rows, key=lambda row: (_STRICTNESS[row["state"]], row["journal_seq"]))
+    newest = max(rows, key=lambda row: (STRICTNESS[row["state"]], row["journal_seq"]))
     return ControlState.model_validate({**newest, "since": newest["at"]})
 
 

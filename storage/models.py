@@ -362,3 +362,63 @@ class ModelReplyRow(Base):
     latency_ms: Mapped[float]
     attempts: Mapped[int]
     created_at: Mapped[EpochMs]
+
+
+class BacktestRunRow(Base):
+    """One `sigmax backtest` run: what it ran on and with, how fast, and its metrics."""
+
+    __tablename__ = "backtest_runs"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    created_at: Mapped[EpochMs] = mapped_column(index=True)
+    symbol: Mapped[Symbol]
+    timeframe: Mapped[Timeframe]
+    data_file: Mapped[str] = mapped_column(sa.Text)
+    first_as_of: Mapped[EpochMs]
+    last_as_of: Mapped[EpochMs]
+    bars: Mapped[int]
+    triggers_enabled: Mapped[bool]
+    engine_version: Mapped[str] = mapped_column(sa.String(32))
+    config_hash: Mapped[str] = mapped_column(sa.String(64))
+    seconds: Mapped[float]
+    bars_per_second: Mapped[float]
+    metrics: Mapped[JsonText]
+
+
+class BacktestDecisionRow(Base):
+    """One decided bar of a run: the proposal, the gate's ruling, the order, the equity."""
+
+    __tablename__ = "backtest_decisions"
+
+    run_id: Mapped[str] = mapped_column(sa.ForeignKey("backtest_runs.id"), primary_key=True)
+    as_of: Mapped[EpochMs] = mapped_column(primary_key=True)
+    close: Mapped[float]
+    proposal_action: Mapped[str] = mapped_column(sa.String(4))
+    score: Mapped[float]
+    confidence: Mapped[float]
+    verdict: Mapped[str] = mapped_column(sa.String(8))
+    action: Mapped[str] = mapped_column(sa.String(4))
+    size: Mapped[float]
+    failed_checks: Mapped[JsonText]  # the names of the gate's failed checks
+    trips: Mapped[JsonText]  # the triggers that tripped (and paused)
+    execution: Mapped[str] = mapped_column(sa.String(16))
+    execution_reason: Mapped[str] = mapped_column(sa.Text)
+    order_id: Mapped[str | None] = mapped_column(sa.String(64))
+    equity: Mapped[float]
+    holding: Mapped[bool]
+
+
+class BacktestFillRow(Base):
+    """A fill of a run's backtest broker, in booking order."""
+
+    __tablename__ = "backtest_fills"
+
+    run_id: Mapped[str] = mapped_column(sa.ForeignKey("backtest_runs.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[str] = mapped_column(sa.String(64))
+    side: Mapped[str] = mapped_column(sa.String(4))
+    quantity: Mapped[float]
+    price: Mapped[float]
+    fee: Mapped[float]
+    slippage_fraction: Mapped[float]
+    filled_at: Mapped[EpochMs]

@@ -294,7 +294,7 @@ def test_short_inputs_are_all_warm_up() -> None:
     [
         lambda: indicators.ema(np.ones(5), 0),
         lambda: indicators.macd(np.ones(5), 26, 12, 9),
-        lambda: indicators.rsi(np.ones((2, 2)), 14),
+        lambda: indicators.rsi(np.ones((2, 2, 2)), 14),  # rows of windows at most
         lambda: indicators.atr(np.ones(5), np.ones(4), np.ones(5), 14),
     ],
 )

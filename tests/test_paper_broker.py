@@ -17,7 +17,8 @@ from broker_helpers import (
 
 from core.settings import PaperSettings
 from core.trading import OrderRequest
-from execution.paper import DAY_MS, PaperBroker
+from execution.paper import PaperBroker
+from execution.paper_rules import DAY_MS
 from storage import orders
 from storage.control import ControlStore
 from storage.engine import Database, open_database

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels: str | None = None
 depends_on: str | None = None
 

@@ -1,0 +1,315 @@
+"""The historical loop: the decision path's own steps, bar by bar, over one candle series.
+
+Each bar is decided as ``DecisionEngine.decide`` decides it — fills due are booked and ended
+cool-downs lifted at the bar's close, then graph.builder.STEPS run in their order (gather,
+bull, bear, researcher, debate, rl, sentiment, fuse, gate, execute), then tripped triggers
+pause their scope — with three differences that change no decision: the steps are called
+in a plain loop instead of through the compiled LangGraph (which would cost ≈ 2.5 ms a bar),
+the market is the series in memory (backtest.market.SeriesView) and the broker and control
+state are the in-memory ones (execution.backtest, backtest.control), and the record is built
+in full only for the bars asked for (the rest keep the figures the metrics need).
+"""
+
+import time
+import uuid
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast, get_type_hints
+
+from agents.chat_backend import ChatBackend
+from backtest.control import BacktestControl
+from backtest.market import SeriesView
+from core.candles import CandleWindow
+from core.decision import Abstained, Decision, Mode
+from core.market_features import MIN_BARS, SnapshotBatch, market_snapshot
+from core.settings import ModelRole, Settings
+from core.timeframes import now_ms
+from core.trading import FillView, quote_of
+from execution.backtest import BacktestBroker
+from graph.builder import STEPS, NodeFunction
+from graph.engine import config_hash, pause_for
+from graph.record import build_decision
+from graph.state import BookInputs, ControlView, DecisionRequest, DecisionServices, DecisionState
+from rl.registry import ActiveModel
+
+MODE: Mode = "backtest"
+Steps = tuple[tuple[str, NodeFunction], ...]
+# The state keys the graph merges with a reducer (Annotated[..., reducer]) instead of
+# replacing: a step's update of one is merged the same way here.
+REDUCERS: dict[str, Callable[[Any, Any], Any]] = {
+    key: hint.__metadata__[-1]
+    for key, hint in get_type_hints(DecisionState, include_extras=True).items()
+    if callable(getattr(hint, "__metadata__", (None,))[-1])
+}
+
+
+@dataclass(frozen=True)
+class BarRecord:
+    """One decided bar: what was proposed, what the gate let through, the book after it."""
+
+    index: int  # the bar's position in the series
+    as_of: int  # its close: the decision's instant
+    close: float
+    proposal_action: str
+    score: float
+    confidence: float
+    verdict: str
+    action: str
+    size: float
+    failed_checks: tuple[str, ...]
+    trips: tuple[str, ...]
+    execution: str  # executed | not_executed
+    execution_reason: str
+    order_id: str | None  # the order placed, if any (its fill names it)
+    exit_signal: str | None  # for a sell: the signal that pushed the score down most
+    equity: float  # the quote currency's equity at as_of, before this bar's order fills
+    holding: bool  # a position was held at as_of
+
+
+@dataclass
+class BacktestResult:
+    run_id: str
+    series: CandleWindow
+    bars: list[BarRecord]
+    fills: tuple[FillView, ...]
+    broker: BacktestBroker
+    control: BacktestControl
+    starting_equity: float
+    config_hash: str
+    triggers_enabled: bool
+    seconds: float
+    node_seconds: dict[str, float]
+    records: dict[int, Decision] = field(default_factory=dict)  # as_of → full record
+
+    @property
+    def bars_per_second(self) -> float:
+        return len(self.bars) / self.seconds if self.seconds > 0 else 0.0
+
+
+class Backtest:
+    """One run's broker, control state and services; ``decide`` takes one bar."""
+
+    def __init__(
+        self,
+        series: CandleWindow,
+        settings: Settings,
+        rl_model: ActiveModel | Abstained,
+        *,
+        triggers: bool = True,
+        steps: Steps = STEPS,
+        run_id: str | None = None,
+        batched: bool = True,
+        chat: Mapping[ModelRole, ChatBackend] | None = None,
+    ) -> None:
+        """``chat``: the model-backed roles' backends, as DecisionEngine builds them (their
+        replay cache makes a rerun free and equal); none, and the rules speak."""
+        self.series = series
+        self.chat = dict(chat or {})
+        self.batched = batched
+        self.settings = settings
+        self.rl_model = rl_model
+        self.triggers = triggers
+        self.steps = steps
+        self.run_id = run_id or str(uuid.uuid4())
+        self.control = BacktestControl(settings)
+        self.broker = BacktestBroker(series, settings.paper, self.control.current)
+        self.services = self.services_over(series)
+        self.config_hash = config_hash(settings, rl_model)
+        self.node_seconds = dict.fromkeys((name for name, _ in steps), 0.0)
+        self._previous: int | None = None
+
+    def services_over(self, series: CandleWindow) -> DecisionServices:
+        """The decision path's services with the market read from ``series`` (the lookahead
+        analysis hands in a poisoned twin) and this run's book and control state; batched,
+        the indicators of the series' windows are computed a block at a time."""
+        snapshot = (
+            SnapshotBatch(series, self.settings.lookback_bars).snapshot
+            if self.batched
+            else market_snapshot
+        )
+        return DecisionServices(
+            settings=self.settings,
+            market_view=lambda as_of: SeriesView(series, as_of),
+            control=self._control_view,
+            book=self._book,
+            broker=self.broker,
+            rl_model=self.rl_model,
+            chat=self.chat,
+            triggers_enabled=self.triggers,
+            snapshot=snapshot,
+        )
+
+    def as_of(self, index: int) -> int:
+        return int(self.series.open_time[index]) + self.series.timeframe_ms
+
+    def prepare(self, as_of: int) -> None:
+        """What DecisionEngine does before the graph: book due fills, lift ended cool-downs."""
+        self.broker.process_fills(as_of)
+        self.control.auto_resume_due(as_of)
+
+    def request(self, as_of: int, place_orders: bool = True) -> DecisionRequest:
+        """The request DecisionEngine would make at ``as_of``, in mode backtest."""
+        return DecisionRequest(
+            decision_id=f"{self.run_id}-{as_of}",
+            symbol=self.series.symbol,
+            timeframe=self.series.timeframe,
+            timeframe_ms=self.series.timeframe_ms,
+            as_of=as_of,
+            mode=MODE,
+            place_orders=place_orders,
+        )
+
+    def run_steps(
+        self,
+        as_of: int,
+        services: DecisionServices,
+        place_orders: bool = True,
+        updates: dict[str, DecisionState] | None = None,
+    ) -> DecisionState:
+        """Every step in order on one state, each timed as graph.builder.TimedNode times it;
+        ``updates`` receives what each step wrote (the lookahead analysis compares them)."""
+        state: DecisionState = {"request": self.request(as_of, place_orders)}
+        values = cast(dict[str, Any], state)
+        timings: dict[str, float] = {}
+        for name, step in self.steps:
+            started = time.perf_counter()
+            update = step(state, services)
+            elapsed = time.perf_counter() - started
+            for key, value in update.items():
+                merge = REDUCERS.get(key)
+                values[key] = merge(values[key], value) if merge and key in values else value
+            if updates is not None:
+                updates[name] = update
+            timings[name] = elapsed * 1000.0
+            self.node_seconds[name] += elapsed
+        state["timings_ms"] = timings
+        return state
+
+    def decide(self, index: int) -> DecisionState:
+        """Decide bar ``index`` at its close, with orders, and let tripped triggers pause."""
+        state = self.run_steps(self.as_of(index), self.services)
+        self.note_decided(state)
+        return state
+
+    def note_decided(self, state: DecisionState) -> None:
+        """What DecisionEngine does after the graph: tripped triggers pause their scope, and
+        the decision becomes the symbol's previous one."""
+        as_of = state["request"].as_of
+        for trip in state["triggers"].trips:
+            pause_for(self.control, trip, as_of, self.settings)
+        self._previous = as_of
+
+    def record(self, state: DecisionState) -> Decision:
+        """The full decision record of a decided state, as DecisionEngine stores it."""
+        return build_decision(
+            state, created_at=now_ms(), config_hash=self.config_hash, broker=self.broker.name
+        )
+
+    def bar_record(self, index: int, state: DecisionState) -> BarRecord:
+        proposal, safety, execution = state["proposal"], state["safety"], state["execution"]
+        portfolio = state["book"].portfolio
+        currency = portfolio.currencies.get(quote_of(self.series.symbol))
+        executed = execution.status == "executed"
+        return BarRecord(
+            index=index,
+            as_of=state["request"].as_of,
+            close=float(self.series.close[index]),
+            proposal_action=proposal.action,
+            score=proposal.score,
+            confidence=proposal.confidence,
+            verdict=safety.verdict,
+            action=safety.action,
+            size=safety.size,
+            failed_checks=tuple(check.name for check in safety.checks if not check.passed),
+            trips=tuple(trip.name for trip in state["triggers"].trips),
+            execution=execution.status,
+            execution_reason=execution.reason,
+            order_id=state["request"].decision_id if executed else None,
+            exit_signal=_exit_signal(proposal.contributions) if safety.action == "sell" else None,
+            equity=currency.equity if currency else 0.0,
+            holding=self.series.symbol in portfolio.holdings,
+        )
+
+    def _control_view(self, symbol: str) -> ControlView:
+        current = self.control.current(symbol)
+        return ControlView(state=current.state, reason=current.reason)
+
+    def _book(self, request: DecisionRequest) -> BookInputs:
+        """What DecisionEngine's book reads, from this run: no API errors in a backtest."""
+        return BookInputs(
+            portfolio=self.broker.portfolio(request.as_of),
+            new_fills=tuple(self.broker.fills(self._previous, request.as_of)),
+            previous_decision_at=self._previous,
+            api_error_times=(),
+        )
+
+
+def _exit_signal(contributions: dict[str, float]) -> str:
+    """The signal whose contribution pushed the fused score down the most."""
+    return min(sorted(contributions), key=contributions.__getitem__, default="none")
+
+
+def decided_indices(series: CandleWindow, start_ms: int | None, end_ms: int | None) -> range:
+    """The bars a backtest decides: every one whose window holds enough candles for the
+    indicators (earlier ones could only hold), with its close within [start_ms, end_ms]."""
+    first = MIN_BARS - 1
+    last = len(series) - 1
+    tf = series.timeframe_ms
+    while first <= last and start_ms is not None and int(series.open_time[first]) + tf < start_ms:
+        first += 1
+    while last >= first and end_ms is not None and int(series.open_time[last]) + tf > end_ms:
+        last -= 1
+    return range(first, last + 1)
+
+
+def run_backtest(
+    series: CandleWindow,
+    settings: Settings,
+    rl_model: ActiveModel | Abstained,
+    *,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    triggers: bool = True,
+    keep: Collection[int] = (),
+    progress: Callable[[int], None] | None = None,
+    run_id: str | None = None,
+    chat: Mapping[ModelRole, ChatBackend] | None = None,
+) -> BacktestResult:
+    """Decide every bar of ``series`` in [start_ms, end_ms]; ``keep``: the as_of instants
+    whose full decision records to keep; ``progress`` is told each bar decided."""
+    backtest = Backtest(series, settings, rl_model, triggers=triggers, run_id=run_id, chat=chat)
+    indices = decided_indices(series, start_ms, end_ms)
+    if not indices:
+        raise ValueError(
+            f"no bar to decide: the series needs {MIN_BARS} candles before the first decision "
+            "and at least one more within --from/--to"
+        )
+    wanted = set(keep)
+    bars: list[BarRecord] = []
+    records: dict[int, Decision] = {}
+    started = time.perf_counter()
+    for index in indices:
+        as_of = backtest.as_of(index)
+        backtest.prepare(as_of)
+        state = backtest.decide(index)
+        bars.append(backtest.bar_record(index, state))
+        if as_of in wanted:
+            records[as_of] = backtest.record(state)
+        if progress is not None:
+            progress(1)
+    seconds = time.perf_counter() - started
+    quote = quote_of(series.symbol)
+    return BacktestResult(
+        run_id=backtest.run_id,
+        series=series,
+        bars=bars,
+        fills=backtest.broker.booked_fills,
+        broker=backtest.broker,
+        control=backtest.control,
+        starting_equity=settings.paper.starting_balances.get(quote, 0.0),
+        config_hash=backtest.config_hash,
+        triggers_enabled=triggers,
+        seconds=seconds,
+        node_seconds=backtest.node_seconds,
+        records=records,
+    )
