@@ -9,10 +9,14 @@ Calibration: thresholds were placed against the real 5m candles of ../shared/dat
 (BTC/USDT 2023, ETH/BTC 2018); the comments say where they fall in those bars.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
+from numpy.typing import NDArray
+
+from core.candles import FloatArray
 from core.evidence import Argument, Evidence
 from core.snapshot import MarketSnapshot
 
@@ -56,6 +60,23 @@ BOOK_IMBALANCE_SPAN = 0.5  # full strength at 0.7
 BOOK_MAX_SPREAD = 0.002  # 0.2% of the mid
 
 Category = Literal["trend", "momentum", "mean_reversion", "volume", "volatility", "order_book"]
+# Sorted, so a category's code orders arguments as its name does (strongest_first's tie-break).
+CATEGORIES: tuple[Category, ...] = (
+    "mean_reversion",
+    "momentum",
+    "order_book",
+    "trend",
+    "volatility",
+    "volume",
+)
+_CODE = {category: code for code, category in enumerate(CATEGORIES)}
+
+BoolArray = NDArray[np.bool_]
+IntArray = NDArray[np.intp]
+
+# The snapshot's values by name, each an array with one value per bar: one bar for a
+# decision, every bar of a backtest at once (core.market_features.evidence_values).
+Values = Mapping[str, FloatArray]
 
 
 @dataclass(frozen=True)
@@ -71,12 +92,30 @@ class Side:
     pressure: str  # who the confirming volume belongs to: "buyers" / "sellers"
 
 
-Rule = Callable[[MarketSnapshot, Side], Argument | None]
+@dataclass(frozen=True)
+class Reading:
+    """What a rule finds at each bar: whether it fires, how strongly (where it fires), the
+    category it argues under (a code into CATEGORIES), and the measures its claim states."""
+
+    fired: BoolArray
+    strength: FloatArray
+    category: IntArray
+    measures: tuple[FloatArray, ...] = ()
 
 
-def ramp(value: float, start: float, span: float) -> float:
-    """0 at ``start``, rising linearly to 1 at ``start + span``, clipped to [0, 1]."""
-    return min(1.0, max(0.0, (value - start) / span))
+@dataclass(frozen=True)
+class Rule:
+    """A rule's arithmetic over bars (``read``) and its words for one bar (``claim``: the
+    claim and the evidence it cites, given the snapshot and the reading of its bar)."""
+
+    read: Callable[[Values, Side], Reading]
+    claim: Callable[[MarketSnapshot, Side, Reading], tuple[str, tuple[Evidence, ...]]]
+
+
+def ramp(value: Any, start: float, span: float) -> Any:
+    """0 at ``start``, rising linearly to 1 at ``start + span``, clipped to [0, 1]; for a
+    number or an array of them."""
+    return np.minimum(1.0, np.maximum(0.0, (value - start) / span))
 
 
 # Ratios such as close/ema50 - 1, shown as signed percentages.
@@ -104,164 +143,220 @@ def show(evidence: Evidence) -> str:
     return f"{value:,.6g}"
 
 
-def atr_multiple(snapshot: MarketSnapshot, fraction: float) -> float | None:
-    """A fractional move (0.01 = 1%) in units of ATR(14)/close; None when ATR is not positive."""
-    atr_pct = snapshot.value("atr_pct")
-    if not atr_pct > 0.0:
-        return None
-    return fraction / atr_pct
+def atr_multiple(values: Values, fraction: FloatArray) -> FloatArray:
+    """A fractional move (0.01 = 1%) in units of ATR(14)/close; NaN where ATR is not
+    positive (every comparison with it is false: the rule does not fire)."""
+    atr_pct = values["atr_pct"]
+    return np.divide(fraction, atr_pct, out=np.full(atr_pct.shape, np.nan), where=atr_pct > 0.0)
+
+
+def _reading(
+    fired: BoolArray, strength: FloatArray, category: Category, *measures: FloatArray
+) -> Reading:
+    return Reading(fired, strength, np.full(fired.shape, _CODE[category]), measures)
 
 
 def _atr_note(snapshot: MarketSnapshot) -> str:
     return f"ATR(14) is {show(snapshot['atr_pct'])} of the close"
 
 
-def _argue(
-    side: Side, category: Category, claim: str, strength: float, cited: tuple[Evidence, ...]
-) -> Argument:
-    return Argument(
-        speaker=side.speaker,
-        stance=side.speaker,
-        category=category,
-        claim=claim,
-        evidence=cited,
-        strength=strength,
-    )
-
-
-def trend(snapshot: MarketSnapshot, side: Side) -> Argument | None:
+def read_trend(values: Values, side: Side) -> Reading:
     """Close beyond EMA(50) with EMA(50) sloping the same way."""
-    gap, slope = snapshot["close_vs_ema_50"], snapshot["ema_50_slope_5"]
-    gap_atr = atr_multiple(snapshot, side.sign * gap.value)
-    slope_atr = atr_multiple(snapshot, side.sign * slope.value)
-    if gap_atr is None or slope_atr is None:
-        return None
-    if not (gap_atr > TREND_GAP_ATR and slope_atr > TREND_SLOPE_ATR):
-        return None
+    gap_atr = atr_multiple(values, side.sign * values["close_vs_ema_50"])
+    slope_atr = atr_multiple(values, side.sign * values["ema_50_slope_5"])
+    fired = (gap_atr > TREND_GAP_ATR) & (slope_atr > TREND_SLOPE_ATR)
     strength = (
         ramp(gap_atr, TREND_GAP_ATR, TREND_GAP_SPAN_ATR)
         + ramp(slope_atr, TREND_SLOPE_ATR, TREND_SLOPE_SPAN_ATR)
     ) / 2
+    return _reading(fired, strength, "trend", gap_atr, slope_atr)
+
+
+def claim_trend(
+    snapshot: MarketSnapshot, side: Side, reading: Reading
+) -> tuple[str, tuple[Evidence, ...]]:
+    gap, slope = snapshot["close_vs_ema_50"], snapshot["ema_50_slope_5"]
+    gap_atr, slope_atr = (float(measure[0]) for measure in reading.measures)
     claim = (
         f"{side.trend}: close {show(gap)} vs EMA(50) is {gap_atr:.2f} ATR {side.above} it "
         f"(> {TREND_GAP_ATR:.2f}) and EMA(50) is {side.rising} {show(slope)} over 5 bars "
         f"({slope_atr:.2f} ATR, > {TREND_SLOPE_ATR:.2f}); {_atr_note(snapshot)}"
     )
-    return _argue(side, "trend", claim, strength, (gap, slope, snapshot["atr_pct"]))
+    return claim, (gap, slope, snapshot["atr_pct"])
 
 
-def momentum(snapshot: MarketSnapshot, side: Side) -> Argument | None:
+def read_momentum(values: Values, side: Side) -> Reading:
     """MACD histogram past zero and still growing, with 20-bar momentum the same way."""
+    hist, previous, atr = values["macd_hist"], values["macd_hist_prev"], values["atr_14"]
+    hist_atr = np.divide(
+        side.sign * hist, atr, out=np.full(atr.shape, np.nan), where=atr > 0.0
+    )
+    growing = side.sign * (hist - previous) > 0.0
+    fired = (hist_atr > MACD_HIST_ATR) & growing & (side.sign * values["momentum_20"] > 0.0)
+    return _reading(fired, ramp(hist_atr, MACD_HIST_ATR, MACD_HIST_SPAN_ATR), "momentum", hist_atr)
+
+
+def claim_momentum(
+    snapshot: MarketSnapshot, side: Side, reading: Reading
+) -> tuple[str, tuple[Evidence, ...]]:
     hist, prev, mom, atr = (
         snapshot[name] for name in ("macd_hist", "macd_hist_prev", "momentum_20", "atr_14")
     )
-    if not atr.value > 0.0:
-        return None
-    hist_atr = side.sign * hist.value / atr.value
-    growing = side.sign * (hist.value - prev.value) > 0.0
-    if not (hist_atr > MACD_HIST_ATR and growing and side.sign * mom.value > 0.0):
-        return None
     claim = (
-        f"momentum: MACD histogram {show(hist)} is {hist_atr:.2f} ATR {side.above} zero "
-        f"(> {MACD_HIST_ATR:.2f}) and {side.rising} from {show(prev)}, 20-bar momentum "
-        f"{show(mom)} agrees; ATR(14) {show(atr)}"
+        f"momentum: MACD histogram {show(hist)} is {float(reading.measures[0][0]):.2f} ATR "
+        f"{side.above} zero (> {MACD_HIST_ATR:.2f}) and {side.rising} from {show(prev)}, "
+        f"20-bar momentum {show(mom)} agrees; ATR(14) {show(atr)}"
     )
-    strength = ramp(hist_atr, MACD_HIST_ATR, MACD_HIST_SPAN_ATR)
-    return _argue(side, "momentum", claim, strength, (hist, prev, mom, atr))
+    return claim, (hist, prev, mom, atr)
 
 
-def rsi_extreme(snapshot: MarketSnapshot, side: Side) -> Argument | None:
+def read_rsi_extreme(values: Values, side: Side) -> Reading:
     """RSI(14) past 30 (bull) or 70 (bear): stretched, due to revert."""
+    distance = side.sign * (RSI_NEUTRAL - values["rsi_14"])
+    strength = ramp(distance, RSI_EXTREME_DISTANCE, RSI_SPAN)
+    return _reading(distance > RSI_EXTREME_DISTANCE, strength, "mean_reversion")
+
+
+def claim_rsi_extreme(
+    snapshot: MarketSnapshot, side: Side, _reading: Reading
+) -> tuple[str, tuple[Evidence, ...]]:
     rsi = snapshot["rsi_14"]
-    distance = side.sign * (RSI_NEUTRAL - rsi.value)
-    if not distance > RSI_EXTREME_DISTANCE:
-        return None
     bound = RSI_NEUTRAL - side.sign * RSI_EXTREME_DISTANCE
     relation = "<" if side.sign > 0 else ">"
-    claim = f"RSI(14) {show(rsi)} is {side.extreme} ({relation} {bound:.0f})"
-    strength = ramp(distance, RSI_EXTREME_DISTANCE, RSI_SPAN)
-    return _argue(side, "mean_reversion", claim, strength, (rsi,))
+    return f"RSI(14) {show(rsi)} is {side.extreme} ({relation} {bound:.0f})", (rsi,)
 
 
-def band_excursion(snapshot: MarketSnapshot, side: Side) -> Argument | None:
+def read_band_excursion(values: Values, side: Side) -> Reading:
     """A close beyond a Bollinger band: a breakout in a squeeze, an overshoot otherwise.
 
-    In a low-volatility regime the side argues *with* the excursion (volatility breakout);
-    otherwise it argues *against* it (mean reversion).
+    In a low-volatility regime the side argues *with* the excursion (volatility breakout,
+    category volatility); otherwise it argues *against* it (mean reversion).
     """
+    squeeze = values["atr_pct_rank"] <= VOL_RANK_LOW
+    direction = np.where(squeeze, side.sign, -side.sign)
+    outside = direction * (values["bb_percent_b"] - PERCENT_B_MIDDLE) - PERCENT_B_BAND
+    category = np.where(squeeze, _CODE["volatility"], _CODE["mean_reversion"])
+    return Reading(outside > 0.0, ramp(outside, 0.0, PERCENT_B_SPAN), category, (direction,))
+
+
+def claim_band_excursion(
+    snapshot: MarketSnapshot, side: Side, reading: Reading
+) -> tuple[str, tuple[Evidence, ...]]:
     percent_b, rank = snapshot["bb_percent_b"], snapshot["atr_pct_rank"]
-    squeeze = rank.value <= VOL_RANK_LOW
-    direction = side.sign if squeeze else -side.sign
-    outside = direction * (percent_b.value - PERCENT_B_MIDDLE) - PERCENT_B_BAND
-    if not outside > 0.0:
-        return None
-    band = snapshot["bb_upper" if direction > 0 else "bb_lower"]
-    beyond = "above the upper" if direction > 0 else "below the lower"
+    upward = float(reading.measures[0][0]) > 0
+    band = snapshot["bb_upper" if upward else "bb_lower"]
+    beyond = "above the upper" if upward else "below the lower"
     where = (
         f"close {show(snapshot['close'])} is {beyond} Bollinger band {show(band)} "
         f"(%b {show(percent_b)})"
     )
-    strength = ramp(outside, 0.0, PERCENT_B_SPAN)
     cited = (percent_b, snapshot["close"], band)
-    if squeeze:
+    if CATEGORIES[int(reading.category[0])] == "volatility":
         claim = (
             f"squeeze breakout: {where} while volatility is compressed "
             f"(ATR% rank {show(rank)} <= {VOL_RANK_LOW:.2f})"
         )
-        return _argue(side, "volatility", claim, strength, (*cited, rank))
-    claim = f"overshoot: {where}, likely to revert toward the middle band"
-    return _argue(side, "mean_reversion", claim, strength, cited)
+        return claim, (*cited, rank)
+    return f"overshoot: {where}, likely to revert toward the middle band", cited
 
 
-def volume_confirmation(snapshot: MarketSnapshot, side: Side) -> Argument | None:
+def read_volume_confirmation(values: Values, side: Side) -> Reading:
     """Heavy volume on a bar that moved this side's way."""
+    move_atr = atr_multiple(values, side.sign * values["return_1"])
+    volume_z = values["volume_z_20"]
+    fired = (move_atr > VOLUME_MOVE_ATR) & (volume_z > VOLUME_HEAVY_Z)
+    strength = ramp(volume_z, VOLUME_HEAVY_Z, VOLUME_HEAVY_SPAN_Z)
+    return _reading(fired, strength, "volume", move_atr)
+
+
+def claim_volume_confirmation(
+    snapshot: MarketSnapshot, side: Side, reading: Reading
+) -> tuple[str, tuple[Evidence, ...]]:
     ret, volume_z = snapshot["return_1"], snapshot["volume_z_20"]
-    move_atr = atr_multiple(snapshot, side.sign * ret.value)
-    if move_atr is None or not (move_atr > VOLUME_MOVE_ATR and volume_z.value > VOLUME_HEAVY_Z):
-        return None
     claim = (
-        f"volume: last bar {show(ret)} ({move_atr:.2f} ATR, > {VOLUME_MOVE_ATR:.2f}) on volume "
-        f"z {show(volume_z)} (> {VOLUME_HEAVY_Z:.2f}): {side.pressure} in control; "
-        f"{_atr_note(snapshot)}"
+        f"volume: last bar {show(ret)} ({float(reading.measures[0][0]):.2f} ATR, > "
+        f"{VOLUME_MOVE_ATR:.2f}) on volume z {show(volume_z)} (> {VOLUME_HEAVY_Z:.2f}): "
+        f"{side.pressure} in control; {_atr_note(snapshot)}"
     )
-    strength = ramp(volume_z.value, VOLUME_HEAVY_Z, VOLUME_HEAVY_SPAN_Z)
-    return _argue(side, "volume", claim, strength, (ret, volume_z, snapshot["atr_pct"]))
+    return claim, (ret, volume_z, snapshot["atr_pct"])
 
 
-def book_pressure(snapshot: MarketSnapshot, side: Side) -> Argument | None:
-    """More resting quantity on this side's book within the band, under a tight spread."""
-    if "book_imbalance" not in snapshot.values:
-        return None  # no recent book: nothing to argue from
+def read_book_pressure(values: Values, side: Side) -> Reading:
+    """More resting quantity on this side's book within the band, under a tight spread;
+    without a recent book there is nothing to argue from."""
+    if "book_imbalance" not in values:
+        nowhere = np.zeros(values["close"].shape, dtype=bool)
+        return _reading(nowhere, np.zeros(nowhere.shape), "order_book")
+    lean = side.sign * values["book_imbalance"]
+    fired = (lean > BOOK_IMBALANCE) & (values["book_spread"] <= BOOK_MAX_SPREAD)
+    return _reading(fired, ramp(lean, BOOK_IMBALANCE, BOOK_IMBALANCE_SPAN), "order_book")
+
+
+def claim_book_pressure(
+    snapshot: MarketSnapshot, side: Side, _reading: Reading
+) -> tuple[str, tuple[Evidence, ...]]:
     imbalance, spread = snapshot["book_imbalance"], snapshot["book_spread"]
-    lean = side.sign * imbalance.value
-    if not (lean > BOOK_IMBALANCE and spread.value <= BOOK_MAX_SPREAD):
-        return None
     resting = "bids" if side.sign > 0 else "asks"
     claim = (
         f"order book: imbalance {show(imbalance)} leans to the {resting} (|x| > "
         f"{BOOK_IMBALANCE:.2f}) with spread {show(spread)} (<= {BOOK_MAX_SPREAD * 100:.2g}%): "
         f"{side.pressure} are queued"
     )
-    strength = ramp(lean, BOOK_IMBALANCE, BOOK_IMBALANCE_SPAN)
-    return _argue(side, "order_book", claim, strength, (imbalance, spread))
+    return claim, (imbalance, spread)
 
 
 RULES: tuple[Rule, ...] = (
-    trend,
-    momentum,
-    rsi_extreme,
-    band_excursion,
-    volume_confirmation,
-    book_pressure,
+    Rule(read_trend, claim_trend),
+    Rule(read_momentum, claim_momentum),
+    Rule(read_rsi_extreme, claim_rsi_extreme),
+    Rule(read_band_excursion, claim_band_excursion),
+    Rule(read_volume_confirmation, claim_volume_confirmation),
+    Rule(read_book_pressure, claim_book_pressure),
 )
+
+
+def readings(values: Values, side: Side) -> tuple[Reading, ...]:
+    """Every rule's reading over the bars of ``values``, in rule order."""
+    with np.errstate(invalid="ignore"):  # NaN measures (no ATR) compare false: no firing
+        return tuple(rule.read(values, side) for rule in RULES)
+
+
+def snapshot_values(snapshot: MarketSnapshot) -> Values:
+    """The snapshot's values as one-bar arrays, the shape the rules read."""
+    return {name: np.array([evidence.value]) for name, evidence in snapshot.values.items()}
 
 
 def arguments_for(snapshot: MarketSnapshot, side: Side) -> tuple[Argument, ...]:
     """Every rule that fires for ``side``, strongest first (ties: by category, then rule order)."""
-    found = (rule(snapshot, side) for rule in RULES)
-    return strongest_first([argument for argument in found if argument is not None])
+    found = []
+    for rule, reading in zip(RULES, readings(snapshot_values(snapshot), side), strict=True):
+        if not reading.fired[0]:
+            continue
+        claim, cited = rule.claim(snapshot, side, reading)
+        found.append(
+            Argument(
+                speaker=side.speaker,
+                stance=side.speaker,
+                category=CATEGORIES[int(reading.category[0])],
+                claim=claim,
+                evidence=cited,
+                strength=float(reading.strength[0]),
+            )
+        )
+    return strongest_first(found)
 
 
 def strongest_first(arguments: Sequence[Argument]) -> tuple[Argument, ...]:
     """By strength, highest first; ties by category, then in the order given."""
     return tuple(sorted(arguments, key=lambda argument: (-argument.strength, argument.category)))
+
+
+def strongest_first_order(readings_of_side: Sequence[Reading]) -> IntArray:
+    """For every bar, the rules whose arguments fired, in strongest_first's order (the
+    rules that did not fire after them): shape (bars, rules), indices into the readings."""
+    strength = np.stack([reading.strength for reading in readings_of_side], axis=-1)
+    fired = np.stack([reading.fired for reading in readings_of_side], axis=-1)
+    category = np.stack([reading.category for reading in readings_of_side], axis=-1)
+    rule = np.broadcast_to(np.arange(len(readings_of_side)), strength.shape)
+    # lexsort: the last key is the first compared; unfired rules sort last.
+    return np.lexsort((rule, category, np.where(fired, -strength, np.inf), ~fired), axis=-1)

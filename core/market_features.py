@@ -86,9 +86,6 @@ def with_book(snapshot: MarketSnapshot, book: BookSummary | None) -> MarketSnaps
     return replace(snapshot, values=values)
 
 
-Entry = tuple[str, float, str]  # name, value, what it was computed over
-
-
 class _Raw(NamedTuple):
     """The indicator values the evidence is made of: for one window each a number, for rows
     of windows (market_snapshots) each an array with one number per row."""
@@ -155,90 +152,85 @@ def _evidence(window: CandleWindow, to: str) -> dict[str, Evidence]:
     return _named(raw, len(window), to)
 
 
+def evidence_values(raw: _Raw) -> dict[str, Any]:
+    """Every named value the evidence cites, in the record's order: for one window each a
+    number, for rows of windows each an array with one number per row. One set of formulas
+    for both, so a backtest's rows are bitwise the values a decision computes alone; a ratio
+    over a zero is NaN (refused by _finite, or by finite_rows)."""
+    close, upper, middle, lower = raw.close, raw.bb_upper, raw.bb_middle, raw.bb_lower
+    return {
+        "close": close,
+        "return_1": _ratio(close, raw.close_before) - 1.0,
+        "momentum_20": _ratio(close, raw.close_momentum) - 1.0,
+        "rsi_14": raw.rsi,
+        "macd": raw.macd,
+        "macd_signal": raw.macd_signal,
+        "macd_hist": raw.macd_hist,
+        "macd_hist_prev": raw.macd_hist_before,
+        "bb_upper": upper,
+        "bb_middle": middle,
+        "bb_lower": lower,
+        "bb_percent_b": _ratio(close - lower, upper - lower),
+        "bb_bandwidth": _ratio(upper - lower, middle),
+        "atr_14": raw.atr,
+        "atr_pct": raw.atr_pct,
+        "atr_pct_rank": _ratio(raw.atr_pct_at_or_below, raw.atr_pct_defined),
+        "ema_50": raw.ema,
+        "ema_50_slope_5": _ratio(raw.ema, raw.ema_before) - 1.0,
+        "close_vs_ema_50": _ratio(close, raw.ema) - 1.0,
+        "volume_z_20": raw.volume_z,
+    }
+
+
+def finite_rows(values: dict[str, Any]) -> Any:
+    """For rows of windows: which rows have every value defined (the others' snapshots are
+    refused, with the reason market_snapshot gives)."""
+    return np.logical_and.reduce([np.isfinite(column) for column in values.values()])
+
+
+def _ratio(numerator: Any, denominator: Any) -> Any:
+    shape = np.broadcast(numerator, denominator).shape
+    return np.divide(numerator, denominator, out=np.full(shape, np.nan), where=denominator != 0)
+
+
 def _named(raw: _Raw, bars: int, to: str) -> dict[str, Evidence]:
     """Every named value of one window with its description; refuse any non-finite one."""
+    described = _descriptions(bars, to, int(raw.atr_pct_defined))
+    return {
+        name: _finite(name, float(value), described[name])
+        for name, value in evidence_values(raw).items()
+    }
+
+
+def _descriptions(bars: int, to: str, atr_pct_defined: int) -> dict[str, str]:
+    """What each value was computed over, as its evidence says."""
     over = f"over {bars} bars {to}"
-    entries = [
-        *_price_entries(raw, to),
-        *_momentum_entries(raw, over),
-        *_bollinger_entries(raw, to),
-        *_atr_entries(raw, over),
-        *_ema_entries(raw, over),
-        (
-            "volume_z_20",
-            float(raw.volume_z),
-            f"last bar's volume vs the {VOLUME_PERIOD} bars before it {to}",
-        ),
-    ]
-    return {name: _finite(name, value, described) for name, value, described in entries}
-
-
-def _price_entries(raw: _Raw, to: str) -> list[Entry]:
-    last = float(raw.close)
-    return [
-        ("close", last, f"last bar {to}"),
-        ("return_1", _div(last, float(raw.close_before)) - 1.0, f"last 2 closes {to}"),
-        (
-            "momentum_20",
-            _div(last, float(raw.close_momentum)) - 1.0,
-            f"change over the last {MOMENTUM_BARS} bars {to}",
-        ),
-    ]
-
-
-def _momentum_entries(raw: _Raw, over: str) -> list[Entry]:
-    name = f"MACD({MACD_FAST},{MACD_SLOW},{MACD_SIGNAL})"
-    return [
-        ("rsi_14", float(raw.rsi), f"{RSI_PERIOD}-bar Wilder RSI {over}"),
-        ("macd", float(raw.macd), f"{name} line {over}"),
-        ("macd_signal", float(raw.macd_signal), f"{name} signal {over}"),
-        ("macd_hist", float(raw.macd_hist), f"{name} histogram {over}"),
-        ("macd_hist_prev", float(raw.macd_hist_before), f"{name} histogram one bar before, {over}"),
-    ]
-
-
-def _bollinger_entries(raw: _Raw, to: str) -> list[Entry]:
-    upper, middle, lower = float(raw.bb_upper), float(raw.bb_middle), float(raw.bb_lower)
-    name = f"{BB_PERIOD}-bar Bollinger ({BB_STD:g}σ, population std)"
-    return [
-        ("bb_upper", upper, f"{name} upper band {to}"),
-        ("bb_middle", middle, f"{name} middle (SMA) {to}"),
-        ("bb_lower", lower, f"{name} lower band {to}"),
-        ("bb_percent_b", _div(float(raw.close) - lower, upper - lower), f"{name} %B {to}"),
-        ("bb_bandwidth", _div(upper - lower, middle), f"{name} bandwidth {to}"),
-    ]
-
-
-def _atr_entries(raw: _Raw, over: str) -> list[Entry]:
-    defined = int(raw.atr_pct_defined)
-    rank = _div(int(raw.atr_pct_at_or_below), defined)
-    name = f"{ATR_PERIOD}-bar Wilder ATR"
-    return [
-        ("atr_14", float(raw.atr), f"{name} {over}"),
-        ("atr_pct", float(raw.atr_pct), f"{name} / close {over}"),
-        ("atr_pct_rank", rank, f"rank of ATR/close among its {defined} values {over}"),
-    ]
-
-
-def _ema_entries(raw: _Raw, over: str) -> list[Entry]:
-    now = float(raw.ema)
-    name = f"{EMA_PERIOD}-bar EMA"
-    return [
-        ("ema_50", now, f"{name} {over}"),
-        (
-            "ema_50_slope_5",
-            _div(now, float(raw.ema_before)) - 1.0,
-            f"{name} change over the last {EMA_SLOPE_BARS} bars, {over}",
-        ),
-        ("close_vs_ema_50", _div(float(raw.close), now) - 1.0, f"last close vs {name} {over}"),
-    ]
-
-
-def _div(numerator: float, denominator: float) -> float:
-    """A ratio that is NaN, not a ZeroDivisionError, when undefined: _finite reports it."""
-    if denominator == 0:
-        return math.nan
-    return float(numerator / denominator)
+    macd = f"MACD({MACD_FAST},{MACD_SLOW},{MACD_SIGNAL})"
+    bollinger = f"{BB_PERIOD}-bar Bollinger ({BB_STD:g}σ, population std)"
+    atr = f"{ATR_PERIOD}-bar Wilder ATR"
+    ema = f"{EMA_PERIOD}-bar EMA"
+    return {
+        "close": f"last bar {to}",
+        "return_1": f"last 2 closes {to}",
+        "momentum_20": f"change over the last {MOMENTUM_BARS} bars {to}",
+        "rsi_14": f"{RSI_PERIOD}-bar Wilder RSI {over}",
+        "macd": f"{macd} line {over}",
+        "macd_signal": f"{macd} signal {over}",
+        "macd_hist": f"{macd} histogram {over}",
+        "macd_hist_prev": f"{macd} histogram one bar before, {over}",
+        "bb_upper": f"{bollinger} upper band {to}",
+        "bb_middle": f"{bollinger} middle (SMA) {to}",
+        "bb_lower": f"{bollinger} lower band {to}",
+        "bb_percent_b": f"{bollinger} %B {to}",
+        "bb_bandwidth": f"{bollinger} bandwidth {to}",
+        "atr_14": f"{atr} {over}",
+        "atr_pct": f"{atr} / close {over}",
+        "atr_pct_rank": f"rank of ATR/close among its {atr_pct_defined} values {over}",
+        "ema_50": f"{ema} {over}",
+        "ema_50_slope_5": f"{ema} change over the last {EMA_SLOPE_BARS} bars, {over}",
+        "close_vs_ema_50": f"last close vs {ema} {over}",
+        "volume_z_20": f"last bar's volume vs the {VOLUME_PERIOD} bars before it {to}",
+    }
 
 
 def _finite(name: str, value: float, window: str) -> Evidence:
