@@ -8,8 +8,22 @@ stored means "no news", not neutral news.
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from agents.rules import VOL_RANK_HIGH, VOL_RANK_LOW, VOLUME_HEAVY_Z, VOLUME_THIN_Z, ramp, show
+import numpy as np
+
+from agents.rules import (
+    CATEGORIES,
+    VOL_RANK_HIGH,
+    VOL_RANK_LOW,
+    VOLUME_HEAVY_Z,
+    VOLUME_THIN_Z,
+    IntArray,
+    Values,
+    ramp,
+    show,
+)
+from core.candles import FloatArray
 from core.evidence import Argument, ContextItem, Evidence, ResearchBrief
 from core.market_view import NewsItem, ResearchObservation
 from core.snapshot import MarketSnapshot
@@ -65,7 +79,7 @@ def research_brief(
     return ResearchBrief(
         items=tuple(items),
         missing=tuple(missing),
-        confidence_factor=_confidence_factor(snapshot.value("atr_pct_rank")),
+        confidence_factor=float(confidence_factor(snapshot.value("atr_pct_rank"))),
     )
 
 
@@ -77,7 +91,8 @@ def _refuse_look_ahead(
         raise ValueError(f"news or research dated after as_of {format_timestamp(as_of)}")
 
 
-def _confidence_factor(rank: float) -> float:
+def confidence_factor(rank: Any) -> Any:
+    """How much of its confidence the judge keeps at an ATR% rank (a number or an array)."""
     span = 1.0 - VOL_RANK_HIGH
     return 1.0 - (1.0 - HIGH_VOL_CONFIDENCE_FLOOR) * ramp(rank, VOL_RANK_HIGH, span)
 
@@ -162,7 +177,8 @@ class _Doubt:
     max_discount: float
     reason: str
 
-    def factor(self, value: float) -> float:
+    def factor(self, value: Any) -> Any:
+        """The factor at ``value`` (a number or an array of them)."""
         past = ramp(self.sign * value, self.sign * self.boundary, self.span)
         return 1.0 - self.max_discount * past
 
@@ -202,7 +218,7 @@ def check_claims(brief: ResearchBrief, arguments: Sequence[Argument]) -> tuple[C
             evidence = cited.get(doubt.evidence_name)
             if argument.category != doubt.category or evidence is None:
                 continue
-            factor = doubt.factor(evidence.value)
+            factor = float(doubt.factor(evidence.value))
             if factor < 1.0:
                 checks.append(_claim_check(position, argument, doubt, evidence, factor))
     return tuple(checks)
@@ -217,3 +233,16 @@ def _claim_check(
         f"the {argument.speaker}'s {argument.category} claim counts x{factor:.2f}"
     )
     return ClaimCheck(position=position, factor=factor, claim=claim, evidence=(evidence,))
+
+
+def doubt_factors(values: Values, category: IntArray) -> FloatArray:
+    """The factor check_claims gives each argument of rows of bars (``category``: codes into
+    agents.rules.CATEGORIES, one row per bar), read from the bar's own regime values: the
+    values the rules' brief cites whenever no research observation shadows them (a candle
+    file carries none). 1.0 where nothing is doubted."""
+    factor = np.ones(category.shape)
+    for doubt in _DOUBTS:
+        doubted = category == CATEGORIES.index(doubt.category)  # type: ignore[arg-type]
+        regime = doubt.factor(values[doubt.evidence_name][:, np.newaxis])
+        factor = np.where(doubted, regime, factor)
+    return factor

@@ -188,9 +188,7 @@ def claim_trend(
 def read_momentum(values: Values, side: Side) -> Reading:
     """MACD histogram past zero and still growing, with 20-bar momentum the same way."""
     hist, previous, atr = values["macd_hist"], values["macd_hist_prev"], values["atr_14"]
-    hist_atr = np.divide(
-        side.sign * hist, atr, out=np.full(atr.shape, np.nan), where=atr > 0.0
-    )
+    hist_atr = np.divide(side.sign * hist, atr, out=np.full(atr.shape, np.nan), where=atr > 0.0)
     growing = side.sign * (hist - previous) > 0.0
     fired = (hist_atr > MACD_HIST_ATR) & growing & (side.sign * values["momentum_20"] > 0.0)
     return _reading(fired, ramp(hist_atr, MACD_HIST_ATR, MACD_HIST_SPAN_ATR), "momentum", hist_atr)

@@ -5,15 +5,23 @@ of the claims against that context. Rounds 1..n: each side answers the opponent'
 argument not yet answered, using its own strongest argument of another category. After each
 round the judge rescores; the debate stops once the score moves less than
 ``early_stop_delta``. A last "verdict" turn by the judge states the outcome.
+
+The arithmetic (``debate_rounds``) runs over a board of many debates at once, one row per
+bar — a backtest debates every bar in one call — and ``run_debate`` is that arithmetic on a
+one-row board plus the words of its transcript: one implementation of the rules for both.
 """
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
 
 from agents.chat_backend import ModelAnswer
 from agents.model_agents import JudgeRuling
 from agents.researcher import check_claims
+from core.candles import FloatArray
 from core.decision import DebateTurn, DebateVerdict, ModelCall
 from core.evidence import Argument, Evidence, ResearchBrief, Speaker
 from core.settings import MAX_DEBATE_ROUNDS, DebateSettings
@@ -24,7 +32,9 @@ from core.settings import MAX_DEBATE_ROUNDS, DebateSettings
 JUDGE_DAMPING = 1.0
 
 TurnKind = Literal["argument", "rebuttal", "context", "verdict", "fallback"]
-_SIDES: tuple[tuple[Speaker, Speaker], ...] = (("bull", "bear"), ("bear", "bull"))
+BoolArray = NDArray[np.bool_]
+IntArray = NDArray[np.intp]
+NO_SLOT = -1
 
 
 @dataclass(frozen=True)
@@ -33,21 +43,135 @@ class DebateOutcome:
     verdict: DebateVerdict
 
 
-@dataclass
-class _Standing:
-    """An argument in play: the turn it was made in and its effective strength now."""
-
-    argument: Argument
-    turn: int
-    strength: float
-    rebutted: bool = False
-
-
 @dataclass(frozen=True)
-class _Rebuttal:
-    rebutter: _Standing
-    target: _Standing
-    strength: float  # the rebutter's effective strength when the round began
+class Board:
+    """Debates as rows of argument slots, shape (debates, slots): in each row the bull's
+    arguments in the order they were made, then the bear's (a slot's position is its order
+    in the transcript, so the earlier of two equal arguments is the lower slot)."""
+
+    present: BoolArray  # the slot holds an argument
+    bull: BoolArray  # it is the bull's (else the bear's)
+    category: IntArray  # equal codes: the same category
+    strength: FloatArray  # the argument's strength as made
+    factor: FloatArray  # the researcher's check of it (1.0: no doubt)
+
+
+class Rebuttals(NamedTuple):
+    """Every round's rebuttals, shape (debates, rounds, 2): the bull's at [..., 0], the
+    bear's at [..., 1]; NO_SLOT where a side had none."""
+
+    target: IntArray  # the slot answered
+    rebutter: IntArray  # the slot answering it
+    strength: FloatArray  # the rebutter's strength as the round began
+    before: FloatArray  # the target's strength before and after
+    after: FloatArray
+
+
+class Debated(NamedTuple):
+    """The arithmetic of each debate of a board: one entry per row."""
+
+    checked: FloatArray  # (debates, slots): strengths after the researcher's checks
+    rebuttals: Rebuttals
+    rounds_run: IntArray
+    stopped_early: BoolArray
+    bull_strength: FloatArray
+    bear_strength: FloatArray
+    score: FloatArray
+
+
+def judge_score(bull_strength: Any, bear_strength: Any) -> Any:
+    """Net strength over total, damped: in (-1, 1) for non-negative strengths, 0 for none
+    (numbers, or arrays of them)."""
+    return (bull_strength - bear_strength) / (bull_strength + bear_strength + JUDGE_DAMPING)
+
+
+def debate_rounds(board: Board, settings: DebateSettings) -> Debated:
+    """The checks, then up to ``settings.rounds`` rounds of rebuttal, for every row."""
+    # Validation already caps rounds; the min keeps the hard limit even for unvalidated settings.
+    limit = min(settings.rounds, MAX_DEBATE_ROUNDS)
+    strength = board.strength * board.factor
+    checked = strength.copy()
+    debates = strength.shape[0]
+    rows = np.arange(debates)
+    bull = board.present & board.bull
+    bear = board.present & ~board.bull
+    rebutted = np.zeros(strength.shape, dtype=bool)
+    shape = (debates, limit, 2)
+    trace = Rebuttals(
+        np.full(shape, NO_SLOT),
+        np.full(shape, NO_SLOT),
+        np.full(shape, np.nan),
+        np.full(shape, np.nan),
+        np.full(shape, np.nan),
+    )
+    rounds_run = np.full(debates, limit)
+    stopped_early = np.zeros(debates, dtype=bool)
+    debating = np.ones(debates, dtype=bool)
+    score = judge_score(*_totals(strength, bull, bear))
+    for round_ in range(limit):
+        # Both sides choose from the standings as the round began: no first-mover edge.
+        plans = [
+            _plan(strength, board.category, own, opponent & ~rebutted, debating)
+            for own, opponent in ((bull, bear), (bear, bull))
+        ]
+        for side, (target, rebutter, rebutter_strength) in enumerate(plans):
+            planned = rows[target != NO_SLOT]
+            answered = target[planned]
+            before = strength[planned, answered]
+            after = before * (1.0 - settings.rebuttal_weight * rebutter_strength[planned])
+            strength[planned, answered] = after
+            rebutted[planned, answered] = True
+            for field, value in zip(
+                trace, (answered, rebutter[planned], rebutter_strength[planned], before, after)
+            ):
+                field[planned, round_, side] = value
+        previous, score = score, judge_score(*_totals(strength, bull, bear))
+        stops = debating & (np.abs(score - previous) < settings.early_stop_delta)
+        rounds_run[stops] = round_ + 1
+        stopped_early[stops] = round_ + 1 < limit
+        debating &= ~stops
+    bull_total, bear_total = _totals(strength, bull, bear)
+    return Debated(checked, trace, rounds_run, stopped_early, bull_total, bear_total, score)
+
+
+def _plan(
+    strength: FloatArray,
+    category: IntArray,
+    own: BoolArray,
+    targets: BoolArray,
+    debating: BoolArray,
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """One side's rebuttal in each row: the opponent's strongest argument not yet answered,
+    answered by the side's own strongest of another category; NO_SLOT where there is none."""
+    rows = np.arange(strength.shape[0])
+    if strength.shape[1] == 0:  # no argument made: nothing to answer
+        nothing = np.full(rows.shape, NO_SLOT)
+        return nothing, nothing, np.zeros(rows.shape)
+    target = _strongest(strength, targets & debating[:, np.newaxis])
+    target_category = category[rows, np.maximum(target, 0)]
+    answering = own & (category != target_category[:, np.newaxis])
+    rebutter = _strongest(strength, answering & (target != NO_SLOT)[:, np.newaxis])
+    target = np.where(rebutter == NO_SLOT, NO_SLOT, target)
+    return target, rebutter, strength[rows, np.maximum(rebutter, 0)]
+
+
+def _strongest(strength: FloatArray, candidates: BoolArray) -> IntArray:
+    """Per row, the candidate slot with the highest positive strength (the earliest on a
+    tie: argmax takes the first), or NO_SLOT."""
+    live = candidates & (strength > 0.0)
+    pick = np.argmax(np.where(live, strength, -np.inf), axis=1)
+    return np.where(live.any(axis=1), pick, NO_SLOT)
+
+
+def _totals(strength: FloatArray, bull: BoolArray, bear: BoolArray) -> tuple[Any, Any]:
+    """Effective strength summed per side, slot by slot in transcript order (fixed, so
+    bitwise repeatable; adding 0.0 for the other side's slots changes no sum)."""
+    bull_total = np.zeros(strength.shape[0])
+    bear_total = np.zeros(strength.shape[0])
+    for slot in range(strength.shape[1]):
+        bull_total = bull_total + np.where(bull[:, slot], strength[:, slot], 0.0)
+        bear_total = bear_total + np.where(bear[:, slot], strength[:, slot], 0.0)
+    return bull_total, bear_total
 
 
 class _Transcript:
@@ -81,11 +205,6 @@ class _Transcript:
         return index
 
 
-def judge_score(bull_strength: float, bear_strength: float) -> float:
-    """Net strength over total, damped: in (-1, 1) for non-negative strengths, 0 for none."""
-    return (bull_strength - bear_strength) / (bull_strength + bear_strength + JUDGE_DAMPING)
-
-
 def run_debate(
     bull: Sequence[Argument],
     bear: Sequence[Argument],
@@ -100,15 +219,92 @@ def run_debate(
     """
     transcript = _Transcript()
     calls = calls or {}
-    standings = _open(transcript, "bull", bull, calls.get("bull"))
-    standings += _open(transcript, "bear", bear, calls.get("bear"))
+    turns = _open(transcript, "bull", bull, calls.get("bull"))
+    turns += _open(transcript, "bear", bear, calls.get("bear"))
     _add_context(transcript, brief, calls.get("researcher"))
-    _apply_checks(transcript, standings, brief)
-    rounds_run, stopped_early = _rebuttal_rounds(transcript, standings, settings)
-    verdict = _verdict(standings, brief, rounds_run, stopped_early)
-    claim = _verdict_claim(verdict, brief, settings, bool(standings))
+    arguments = (*bull, *bear)
+    checks = check_claims(brief, arguments)
+    debated = debate_rounds(_board_of(arguments, checks_factor(len(arguments), checks)), settings)
+    for check in checks:
+        before, after = (
+            arguments[check.position].strength,
+            float(debated.checked[0, check.position]),
+        )
+        turn = turns[check.position]
+        claim = f"{check.claim} (turn {turn}: {before:.2f} -> {after:.2f})"
+        strength = 1.0 - check.factor
+        transcript.add(0, "researcher", "rebuttal", claim, check.evidence, strength, turn)
+    rounds_run = int(debated.rounds_run[0])
+    _add_rebuttals(transcript, arguments, turns, debated.rebuttals, rounds_run)
+    score = float(debated.score[0])
+    verdict = DebateVerdict(
+        score=score,
+        confidence=abs(score) * brief.confidence_factor,
+        rounds_run=rounds_run,
+        stopped_early=bool(debated.stopped_early[0]),
+        bull_strength=float(debated.bull_strength[0]),
+        bear_strength=float(debated.bear_strength[0]),
+    )
+    claim = _verdict_claim(verdict, brief, settings, bool(arguments))
     transcript.add(rounds_run, "judge", "verdict", claim, strength=verdict.confidence)
     return DebateOutcome(turns=tuple(transcript.turns), verdict=verdict)
+
+
+def checks_factor(count: int, checks: Sequence[Any]) -> list[float]:
+    """Each argument's check factor: 1.0 unless the researcher doubted it (at most one
+    doubt per argument: each doubt is about another category)."""
+    factor = [1.0] * count
+    for check in checks:
+        factor[check.position] = check.factor
+    return factor
+
+
+def _board_of(arguments: Sequence[Argument], factor: Sequence[float]) -> Board:
+    """One debate's arguments as a one-row board."""
+    codes: dict[str, int] = {}
+    category = [codes.setdefault(argument.category, len(codes)) for argument in arguments]
+    return Board(
+        present=np.ones((1, len(arguments)), dtype=bool),
+        bull=np.array([[argument.speaker == "bull" for argument in arguments]], dtype=bool),
+        category=np.array([category], dtype=np.intp).reshape(1, len(arguments)),
+        strength=np.array([[argument.strength for argument in arguments]]).reshape(
+            1, len(arguments)
+        ),
+        factor=np.array([factor], dtype=np.float64).reshape(1, len(arguments)),
+    )
+
+
+def _add_rebuttals(
+    transcript: _Transcript,
+    arguments: Sequence[Argument],
+    turns: Sequence[int],
+    rebuttals: Rebuttals,
+    rounds_run: int,
+) -> None:
+    """The rebuttal turns of a one-row debate, round by round, the bull's first."""
+    for round_ in range(rounds_run):
+        for side in (0, 1):
+            answered = int(rebuttals.target[0, round_, side])
+            if answered == NO_SLOT:
+                continue
+            target, argument = (
+                arguments[answered],
+                arguments[int(rebuttals.rebutter[0, round_, side])],
+            )
+            before, after = rebuttals.before[0, round_, side], rebuttals.after[0, round_, side]
+            claim = (
+                f"against turn {turns[answered]} [{target.category}] ({before:.2f} -> "
+                f"{after:.2f}): [{argument.category}] {argument.claim}"
+            )
+            transcript.add(
+                round_ + 1,
+                argument.speaker,
+                "rebuttal",
+                claim,
+                argument.evidence,
+                float(rebuttals.strength[0, round_, side]),
+                turns[answered],
+            )
 
 
 def _announce(
@@ -127,21 +323,23 @@ def _open(
     side: Speaker,
     arguments: Sequence[Argument],
     call: ModelCall | None,
-) -> list[_Standing]:
+) -> list[int]:
+    """The side's opening turns; the turn index of each argument, in order."""
     model = _announce(transcript, 0, side, call)
     if not arguments:
         claim = f"the {side} makes no argument: no evidence for it"
         transcript.add(0, side, "argument", claim, model=model)
-    standings = []
+    turns = []
     for argument in arguments:
         if argument.speaker != side:
             raise ValueError(f"a {argument.speaker} argument was handed in as the {side}'s")
         claim = f"[{argument.category}] {argument.claim}"
-        index = transcript.add(
-            0, side, "argument", claim, argument.evidence, argument.strength, model=model
+        turns.append(
+            transcript.add(
+                0, side, "argument", claim, argument.evidence, argument.strength, model=model
+            )
         )
-        standings.append(_Standing(argument, index, argument.strength))
-    return standings
+    return turns
 
 
 def _add_context(transcript: _Transcript, brief: ResearchBrief, call: ModelCall | None) -> None:
@@ -157,101 +355,6 @@ def _add_context(transcript: _Transcript, brief: ResearchBrief, call: ModelCall 
         transcript.add(0, "researcher", "context", item.summary, item.evidence, model=model)
     for absent in brief.missing:
         transcript.add(0, "researcher", "context", absent)
-
-
-def _apply_checks(
-    transcript: _Transcript, standings: list[_Standing], brief: ResearchBrief
-) -> None:
-    for check in check_claims(brief, [standing.argument for standing in standings]):
-        standing = standings[check.position]
-        before = standing.strength
-        standing.strength = before * check.factor
-        claim = f"{check.claim} (turn {standing.turn}: {before:.2f} -> {standing.strength:.2f})"
-        strength = 1.0 - check.factor
-        transcript.add(0, "researcher", "rebuttal", claim, check.evidence, strength, standing.turn)
-
-
-def _rebuttal_rounds(
-    transcript: _Transcript, standings: list[_Standing], settings: DebateSettings
-) -> tuple[int, bool]:
-    """Run up to ``settings.rounds`` rounds; return (rounds run, whether it stopped early)."""
-    # Validation already caps rounds; the min keeps the hard limit even for unvalidated settings.
-    limit = min(settings.rounds, MAX_DEBATE_ROUNDS)
-    score = judge_score(*_totals(standings))
-    for round_ in range(1, limit + 1):
-        for rebuttal in _plan_round(standings):
-            _rebut(transcript, round_, rebuttal, settings.rebuttal_weight)
-        previous, score = score, judge_score(*_totals(standings))
-        if abs(score - previous) < settings.early_stop_delta:
-            return round_, round_ < limit
-    return limit, False
-
-
-def _plan_round(standings: list[_Standing]) -> list[_Rebuttal]:
-    """Both sides' rebuttals, chosen from the standings as the round began: no first-mover edge."""
-    plans = []
-    for side, opponent in _SIDES:
-        targets = [s for s in standings if s.argument.speaker == opponent and not s.rebutted]
-        target = _strongest(targets)
-        if target is None:
-            continue
-        own = [
-            s
-            for s in standings
-            if s.argument.speaker == side and s.argument.category != target.argument.category
-        ]
-        rebutter = _strongest(own)
-        if rebutter is not None:
-            plans.append(_Rebuttal(rebutter, target, rebutter.strength))
-    return plans
-
-
-def _strongest(standings: list[_Standing]) -> _Standing | None:
-    """The standing with the highest positive strength (earliest turn on a tie), if any."""
-    live = [standing for standing in standings if standing.strength > 0.0]
-    return max(live, key=lambda standing: (standing.strength, -standing.turn), default=None)
-
-
-def _rebut(transcript: _Transcript, round_: int, rebuttal: _Rebuttal, weight: float) -> None:
-    target, argument = rebuttal.target, rebuttal.rebutter.argument
-    before = target.strength
-    target.strength = before * (1.0 - weight * rebuttal.strength)
-    target.rebutted = True
-    claim = (
-        f"against turn {target.turn} [{target.argument.category}] ({before:.2f} -> "
-        f"{target.strength:.2f}): [{argument.category}] {argument.claim}"
-    )
-    transcript.add(
-        round_,
-        argument.speaker,
-        "rebuttal",
-        claim,
-        argument.evidence,
-        rebuttal.strength,
-        target.turn,
-    )
-
-
-def _totals(standings: list[_Standing]) -> tuple[float, float]:
-    """Effective strength summed per side, in transcript order (fixed, so bitwise repeatable)."""
-    bull = sum((s.strength for s in standings if s.argument.speaker == "bull"), 0.0)
-    bear = sum((s.strength for s in standings if s.argument.speaker == "bear"), 0.0)
-    return bull, bear
-
-
-def _verdict(
-    standings: list[_Standing], brief: ResearchBrief, rounds_run: int, stopped_early: bool
-) -> DebateVerdict:
-    bull, bear = _totals(standings)
-    score = judge_score(bull, bear)
-    return DebateVerdict(
-        score=score,
-        confidence=abs(score) * brief.confidence_factor,
-        rounds_run=rounds_run,
-        stopped_early=stopped_early,
-        bull_strength=bull,
-        bear_strength=bear,
-    )
 
 
 def _verdict_claim(
