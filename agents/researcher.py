@@ -242,7 +242,7 @@ def doubt_factors(values: Values, category: IntArray) -> FloatArray:
     file carries none). 1.0 where nothing is doubted."""
     factor = np.ones(category.shape)
     for doubt in _DOUBTS:
-        doubted = category == CATEGORIES.index(doubt.category)  # type: ignore[arg-type]
+        doubted = category == CATEGORIES.index(doubt.category)
         regime = doubt.factor(values[doubt.evidence_name][:, np.newaxis])
         factor = np.where(doubted, regime, factor)
     return factor

@@ -147,7 +147,10 @@ def atr_multiple(values: Values, fraction: FloatArray) -> FloatArray:
     """A fractional move (0.01 = 1%) in units of ATR(14)/close; NaN where ATR is not
     positive (every comparison with it is false: the rule does not fire)."""
     atr_pct = values["atr_pct"]
-    return np.divide(fraction, atr_pct, out=np.full(atr_pct.shape, np.nan), where=atr_pct > 0.0)
+    multiple: FloatArray = np.divide(
+        fraction, atr_pct, out=np.full(atr_pct.shape, np.nan), where=atr_pct > 0.0
+    )
+    return multiple
 
 
 def _reading(
@@ -238,7 +241,7 @@ def read_band_excursion(values: Values, side: Side) -> Reading:
 
 
 def claim_band_excursion(
-    snapshot: MarketSnapshot, side: Side, reading: Reading
+    snapshot: MarketSnapshot, _side: Side, reading: Reading
 ) -> tuple[str, tuple[Evidence, ...]]:
     percent_b, rank = snapshot["bb_percent_b"], snapshot["atr_pct_rank"]
     upward = float(reading.measures[0][0]) > 0

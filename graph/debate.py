@@ -122,7 +122,9 @@ def debate_rounds(board: Board, settings: DebateSettings) -> Debated:
             strength[planned, answered] = after
             rebutted[planned, answered] = True
             for field, value in zip(
-                trace, (answered, rebutter[planned], rebutter_strength[planned], before, after)
+                trace,
+                (answered, rebutter[planned], rebutter_strength[planned], before, after),
+                strict=True,
             ):
                 field[planned, round_, side] = value
         previous, score = score, judge_score(*_totals(strength, bull, bear))

@@ -60,7 +60,8 @@ def _slots(
     fired, category, strength = (
         np.take_along_axis(np.stack(column, axis=-1), order, axis=-1)
         for column in zip(
-            *((reading.fired, reading.category, reading.strength) for reading in side_readings)
+            *((reading.fired, reading.category, reading.strength) for reading in side_readings),
+            strict=True,
         )
     )
     # An empty slot never competes: its strength is 0 (only positive strengths are chosen).

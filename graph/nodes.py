@@ -4,23 +4,37 @@ The StateGraph (graph/builder.py) wires them; the benchmark calls them directly 
 what the graph machinery itself costs.
 """
 
+from typing import Literal, NamedTuple
+
 from agents.bear import BEAR
 from agents.bull import BULL
 from agents.model_agents import model_arguments, model_brief, model_ruling
 from agents.researcher import research_brief
 from agents.rules import Side, arguments_for
-from core.candles import CandleWindow
-from core.decision import Abstained, Execution, Mode, ModelCall, SentimentSignal
+from core.candles import CandleWindow, FloatArray
+from core.decision import (
+    Abstained,
+    Action,
+    Execution,
+    Mode,
+    ModelCall,
+    RLOpinion,
+    SentimentSignal,
+    Verdict,
+)
 from core.evidence import Argument, ResearchBrief, Speaker
 from core.market_features import with_book
 from core.sentiment import decayed_sentiment
+from core.settings import Settings
 from core.timeframes import format_timestamp
-from core.trading import OrderRequest, PortfolioView, quote_of
+from core.trading import OrderOutcome, OrderRequest, PortfolioView, quote_of
+from execution.broker import Broker
 from graph.debate import run_debate, with_model_ruling
 from graph.fusion import fuse
-from graph.state import DecisionServices, DecisionState, MarketInputs
+from graph.state import DecisionRequest, DecisionServices, DecisionState, MarketInputs
 from rl.features import PARITY_LOOKBACK_BARS, snapshot_feature_row
 from rl.observation import build_observation
+from rl.registry import ActiveModel
 from safety.gate import GateInputs, MarketDataStatus, evaluate
 from safety.triggers import DailyEquity, TriggerInputs, evaluate_triggers, triggers_off
 
@@ -119,32 +133,54 @@ def rl(state: DecisionState, services: DecisionServices) -> DecisionState:
     It reads the book (position, unrealised PnL) and hands it on in the state, so the gate
     does not read it a second time.
     """
-    model = services.rl_model
-    if isinstance(model, Abstained):
-        return {"rl": model}
-    request, market = state["request"], state["market"]
-    not_usable = model.out_of_sample_reason(request.timeframe, request.as_of)
-    if not_usable is not None:
-        return {"rl": Abstained(reason=not_usable)}
-    lookback = services.settings.lookback_bars
-    if lookback < PARITY_LOOKBACK_BARS:
-        return {
-            "rl": Abstained(
-                reason=f"lookback_bars={lookback} is below the {PARITY_LOOKBACK_BARS} bars the "
-                "RL features need to match the ones the model was trained on"
-            )
-        }
-    if market.snapshot is None:
-        reason = market.snapshot_error or "indicators unavailable"
-        return {"rl": Abstained(reason=f"no RL observation: {reason}")}
+    model, request, market = services.rl_model, state["request"], state["market"]
+    missing = None if market.snapshot else market.snapshot_error or "indicators unavailable"
+    unusable = rl_unusable(model, request, services.settings.lookback_bars, missing)
+    if unusable is not None:
+        return {"rl": unusable}
+    # rl_unusable answers for an abstaining model and a missing snapshot.
+    assert not isinstance(model, Abstained)
+    assert market.snapshot is not None
     book = services.book(request)
     reading = decayed_sentiment(market.news, request.as_of)
     row = snapshot_feature_row(market.snapshot, None if reading is None else reading.score)
-    position, unrealised = book_features(
-        book.portfolio, request.symbol, services.settings.limits.max_position_fraction
-    )
-    observation = build_observation(row, position, unrealised, model.policy.scaling)
-    return {"rl": model.policy.opinion(observation), "book": book}
+    opinion = policy_opinion(model, row, book.portfolio, request.symbol, services.settings)
+    return {"rl": opinion, "book": book}
+
+
+def rl_unusable(
+    model: ActiveModel | Abstained,
+    request: DecisionRequest,
+    lookback_bars: int,
+    snapshot_error: str | None,
+) -> Abstained | None:
+    """Why the policy gives no opinion on this decision, or None when it is asked."""
+    if isinstance(model, Abstained):
+        return model
+    not_usable = model.out_of_sample_reason(request.timeframe, request.as_of)
+    if not_usable is not None:
+        return Abstained(reason=not_usable)
+    if lookback_bars < PARITY_LOOKBACK_BARS:
+        return Abstained(
+            reason=f"lookback_bars={lookback_bars} is below the {PARITY_LOOKBACK_BARS} bars the "
+            "RL features need to match the ones the model was trained on"
+        )
+    if snapshot_error is not None:
+        return Abstained(reason=f"no RL observation: {snapshot_error}")
+    return None
+
+
+def policy_opinion(
+    model: ActiveModel,
+    market_row: FloatArray,
+    portfolio: PortfolioView,
+    symbol: str,
+    settings: Settings,
+) -> RLOpinion:
+    """The policy's opinion on the market features and the book's position in ``symbol``."""
+    position, unrealised = book_features(portfolio, symbol, settings.limits.max_position_fraction)
+    observation = build_observation(market_row, position, unrealised, model.policy.scaling)
+    return model.policy.opinion(observation)
 
 
 def book_features(
@@ -244,37 +280,62 @@ def gate(state: DecisionState, services: DecisionServices) -> DecisionState:
 def execute(state: DecisionState, services: DecisionServices) -> DecisionState:
     """Send what the gate let through to the broker, which re-checks the control state."""
     request, safety = state["request"], state["safety"]
-    if safety.verdict == "blocked":
-        failed = ", ".join(check.name for check in safety.checks if not check.passed)
-        return {"execution": Execution(status="not_executed", reason=f"blocked: {failed}")}
-    if safety.action == "hold":
-        return {"execution": Execution(status="not_executed", reason="hold: nothing to do")}
+    failed = tuple(check.name for check in safety.checks if not check.passed)
+    reference = float(state["market"].window.close[-1])
+    sent = send_order(
+        request, safety.verdict, safety.action, safety.size, failed, reference, services.broker
+    )
+    if sent.outcome is None or sent.status != "executed":
+        return {"execution": Execution(status=sent.status, reason=sent.reason)}
+    order: dict[str, str | float] = {
+        "broker": services.broker.name,
+        "side": safety.action,
+        "quantity": sent.outcome.quantity,
+        "reference_price": reference,
+        "fills_from": format_timestamp(request.as_of),
+    }
+    return {"execution": Execution(status="executed", reason=sent.reason, orders=(order,))}
+
+
+class Sent(NamedTuple):
+    """What became of a ruling: executed (an order accepted) or not, and why."""
+
+    status: Literal["executed", "not_executed"]
+    reason: str
+    outcome: OrderOutcome | None  # the broker's answer, when an order was sent
+
+
+def send_order(
+    request: DecisionRequest,
+    verdict: Verdict,
+    action: Action,
+    size: float,
+    failed_checks: tuple[str, ...],
+    reference: float,
+    broker: Broker,
+) -> Sent:
+    """The gate's ruling sent on: nothing for a block, a hold or a decide-only run; else an
+    order at ``reference`` that fills at the next candle's open."""
+    if verdict == "blocked":
+        return Sent("not_executed", f"blocked: {', '.join(failed_checks)}", None)
+    if action == "hold":
+        return Sent("not_executed", "hold: nothing to do", None)
     if not request.place_orders:
-        reason = "decide-only run: no order sent"
-        return {"execution": Execution(status="not_executed", reason=reason)}
-    reference = state["market"].window.close[-1]
-    outcome = services.broker.submit(
+        return Sent("not_executed", "decide-only run: no order sent", None)
+    outcome = broker.submit(
         OrderRequest(
             client_order_id=request.decision_id,
             symbol=request.symbol,
             timeframe=request.timeframe,
-            side=safety.action,
-            size_fraction=safety.size,
-            reference_price=float(reference),
+            side=action,
+            size_fraction=size,
+            reference_price=reference,
             not_before=request.as_of,
             decision_id=request.decision_id,
         ),
         request.as_of,
     )
     if outcome.status != "accepted":
-        reason = f"{services.broker.name} {outcome.status} the order: {outcome.reason}"
-        return {"execution": Execution(status="not_executed", reason=reason)}
-    order: dict[str, str | float] = {
-        "broker": services.broker.name,
-        "side": safety.action,
-        "quantity": outcome.quantity,
-        "reference_price": float(reference),
-        "fills_from": format_timestamp(request.as_of),
-    }
-    reason = "order placed; it fills at the next candle's open"
-    return {"execution": Execution(status="executed", reason=reason, orders=(order,))}
+        reason = f"{broker.name} {outcome.status} the order: {outcome.reason}"
+        return Sent("not_executed", reason, outcome)
+    return Sent("executed", "order placed; it fills at the next candle's open", outcome)

@@ -14,6 +14,8 @@ return and the volume z-score are equal exactly. Below PARITY_LOOKBACK_BARS the 
 abstains rather than feed the policy features unlike the ones it was trained on.
 """
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 
 from core import indicators
@@ -59,16 +61,26 @@ def snapshot_feature_row(snapshot: MarketSnapshot, sentiment: float | None) -> F
     A sentiment abstention (no scored news) reads as 0: the models are trained the same way
     on candle files without news, and the abstention itself stays in the record.
     """
-    values = snapshot.values
-    row: FloatArray = _assemble(
-        np.array([values["return_1"].value]),
-        np.array([values["volume_z_20"].value]),
-        np.array([values["rsi_14"].value]),
-        np.array([values["macd"].value]),
-        np.array([values["close"].value]),
-        np.array([0.0 if sentiment is None else sentiment]),
-    )[0]
+    values = {name: np.array([evidence.value]) for name, evidence in snapshot.values.items()}
+    row: FloatArray = value_feature_rows(values, None if sentiment is None else [sentiment])[0]
     return row
+
+
+def value_feature_rows(
+    values: Mapping[str, FloatArray], sentiment: Sequence[float] | FloatArray | None
+) -> FloatArray:
+    """The features of snapshots given by their values (core.market_features.evidence_values,
+    one array entry a bar: a backtest's every bar at once), shape (bars, 5); a sentiment of
+    None (abstained everywhere) reads as 0."""
+    close = values["close"]
+    return _assemble(
+        values["return_1"],
+        values["volume_z_20"],
+        values["rsi_14"],
+        values["macd"],
+        close,
+        np.zeros(close.shape) if sentiment is None else np.asarray(sentiment, dtype=np.float64),
+    )
 
 
 def _assemble(
