@@ -8,6 +8,15 @@ in a plain loop instead of through the compiled LangGraph (which would cost ≈ 
 the market is the series in memory (backtest.market.SeriesView) and the broker and control
 state are the in-memory ones (execution.backtest, backtest.control), and the record is built
 in full only for the bars asked for (the rest keep the figures the metrics need).
+
+Most bars are decided without the words: their market-only stages come from the plan
+(backtest.plan: indicators, arguments, debate, circuit-breaker reading, RL features, a block
+of bars at a time, through the functions the steps call), and the book-dependent ones are
+the steps' own rulings (rl_unusable/policy_opinion, fuse_opinions, rule_triggers, rule_gate,
+send_order) without their record. A bar goes through the steps themselves when its full
+record is kept, when a trigger trips (the pause states the trip's words), and when it is
+not planned; each of those planned bars is checked against its ruling, so the two ways
+cannot drift apart unnoticed.
 """
 
 import time
@@ -115,6 +124,12 @@ class Backtest:
         self.broker = BacktestBroker(series, settings.paper, self.control.current)
         self.services = self.services_over(series)
         self.config_hash = config_hash(settings, rl_model)
+        # Model-backed agents are asked bar by bar (their replies are cached for replays).
+        self.plan = (
+            MarketPlan(series, settings, features=not isinstance(rl_model, Abstained))
+            if batched and not self.chat
+            else None
+        )
         self.node_seconds = dict.fromkeys((name for name, _ in steps), 0.0)
         self._previous: int | None = None
 
@@ -230,6 +245,136 @@ class Backtest:
             holding=self.series.symbol in portfolio.holdings,
         )
 
+    def decide_bar(self, index: int, keep_record: bool) -> tuple[BarRecord, Decision | None]:
+        """Decide bar ``index`` at its close (fills due booked first): from the plan and the
+        rulings when nothing needs the words, else through the steps; with its full
+        record when ``keep_record``."""
+        as_of = self.as_of(index)
+        self.prepare(as_of)
+        located = None if keep_record or self.plan is None else self.plan.locate(index)
+        ruled = None if located is None else self._rule(index, as_of, *located)
+        if ruled is not None and not ruled.trips:
+            return self._send(index, as_of, ruled), None
+        state = self.decide(index)
+        if ruled is not None:
+            _check_agrees(ruled, state)
+        return self.bar_record(index, state), self.record(state) if keep_record else None
+
+    def _rule(self, index: int, as_of: int, block: PlannedBlock, row: int) -> Ruled:
+        """A planned bar's rulings, from its plan and the book at as_of; nothing sent."""
+        settings, symbol = self.settings, self.series.symbol
+        portfolio = self.broker.portfolio(as_of)
+        opinion = None
+        if block.features is not None:
+            unusable = rl_unusable(self.rl_model, self.request(as_of), settings.lookback_bars, None)
+            if unusable is None:
+                assert not isinstance(self.rl_model, Abstained)  # rl_unusable answers for it
+                rl = policy_opinion(self.rl_model, block.features[row], portfolio, symbol, settings)
+                opinion = (rl_score(rl.probabilities), rl.confidence)
+        debated = block.debated
+        debate = (float(debated.score[row]), float(debated.confidence[row]))
+        # A candle file carries no news: the sentiment abstains at every bar.
+        fused = fuse_opinions(opinions_from(debate, opinion, None), settings.fusion, settings.limits)
+        quote = quote_of(symbol)
+        equity = daily_equity(portfolio, quote)
+        triggers = (
+            rule_triggers(
+                TriggerFacts(
+                    symbol=symbol,
+                    as_of=as_of,
+                    previous_check_ms=self._previous,
+                    closed_trades=portfolio.closed_trades,
+                    equity=equity,
+                    api_error_times=(),
+                    news=(),
+                    fills=tuple(self.broker.fills(self._previous, as_of)),
+                ),
+                settings.limits,
+                settings.safety,
+                self._circuit_reading(index, float(block.breaker_atr[row])),
+            )
+            if self.triggers
+            else None
+        )
+        trigger_passed = TRIGGERS_PASS if triggers is None else triggers.passed
+        proposal = fused or HOLD
+        gate = rule_gate(
+            GateFigures(
+                action=proposal.action,
+                size=proposal.size,
+                confidence=proposal.confidence,
+                control_state=self.control.current(symbol).state,
+                as_of=as_of,
+                timeframe_ms=self.series.timeframe_ms,
+                last_close_time=as_of,
+                missing_bars=int(block.missing_bars[row]),
+                indicators_computed=True,
+                position_fraction=portfolio.position_fraction(symbol),
+                exposure_fraction=portfolio.exposure_fraction(quote),
+                equity=equity.now,
+                mode=MODE,
+                live_notional_today=self.broker.real_notional_today(as_of),
+                real_money=self.broker.real_money,
+            ),
+            trigger_passed,
+            settings.limits,
+            settings.safety,
+        )
+        trips = () if triggers is None else triggers.trips
+        return Ruled(proposal, trips, gate, equity.now, symbol in portfolio.holdings)
+
+    def _circuit_reading(self, index: int, atr_before: float) -> CircuitReading:
+        """The circuit breaker's reading of the bar's candle, with the ATR from the plan."""
+        series = self.series
+        return newest_candle_reading(
+            float(series.high[index]),
+            float(series.low[index]),
+            float(series.close[index]),
+            float(series.close[index - 1]),
+            int(series.open_time[index]) + series.timeframe_ms,
+            atr_before,
+        )
+
+    def _send(self, index: int, as_of: int, ruled: Ruled) -> BarRecord:
+        """Carry out a planned bar's ruling: the order (if any) sent, the bar recorded."""
+        gate, proposal = ruled.gate, ruled.proposal
+        failed = tuple(name for name, ok in zip(GATE_CHECKS, gate.passed, strict=True) if not ok)
+        request = self.request(as_of) if gate.action != "hold" else None
+        sent = (
+            send_order(
+                request,
+                gate.verdict,
+                gate.action,
+                gate.size,
+                failed,
+                float(self.series.close[index]),
+                self.broker,
+            )
+            if request is not None
+            else not_sent(gate.verdict, gate.action, failed)
+        )
+        self._previous = as_of
+        executed = sent.status == "executed"
+        return BarRecord(
+            index=index,
+            as_of=as_of,
+            close=float(self.series.close[index]),
+            proposal_action=proposal.action,
+            score=proposal.score,
+            confidence=proposal.confidence,
+            verdict=gate.verdict,
+            action=gate.action,
+            size=gate.size,
+            failed_checks=failed,
+            trips=(),
+            execution=sent.status,
+            execution_reason=sent.reason,
+            order_id=request.decision_id if executed and request else None,
+            exit_signal=_exit_signal(proposal.contributions) if gate.action == "sell" else None,
+            equity=ruled.equity,
+            holding=ruled.holding,
+        )
+
     def _control_view(self, symbol: str) -> ControlView:
         current = self.control.current(symbol)
         return ControlView(state=current.state, reason=current.reason)
@@ -241,6 +386,51 @@ class Backtest:
             new_fills=tuple(self.broker.fills(self._previous, request.as_of)),
             previous_decision_at=self._previous,
             api_error_times=(),
+        )
+
+
+class Ruled(NamedTuple):
+    """A planned bar's rulings and the book figures its bar record keeps."""
+
+    proposal: Fused
+    trips: tuple[str, ...]  # the triggers that trip
+    gate: GateRuling
+    equity: float
+    holding: bool
+
+
+# What fusion proposes when every signal abstained (graph.fusion.fuse's hold), and the
+# triggers' passes when a research run switches them off (safety.triggers.triggers_off).
+HOLD = Fused("hold", 0.0, 0.0, 0.0, {})
+TRIGGERS_PASS = (True,) * len(TRIGGER_NAMES)
+
+
+def _check_agrees(ruled: Ruled, state: DecisionState) -> None:
+    """A bar decided through the steps must be what its rulings said: a disagreement is a
+    defect of the backtest, never something to record."""
+    safety, proposal = state["safety"], state["proposal"]
+    ruling = (
+        ruled.proposal.action,
+        ruled.proposal.score,
+        ruled.gate.verdict,
+        ruled.gate.action,
+        ruled.gate.size,
+        tuple(name for name, ok in zip(GATE_CHECKS, ruled.gate.passed, strict=True) if not ok),
+        ruled.trips,
+    )
+    steps = (
+        proposal.action,
+        proposal.score,
+        safety.verdict,
+        safety.action,
+        safety.size,
+        tuple(check.name for check in safety.checks if not check.passed),
+        tuple(trip.name for trip in state["triggers"].trips),
+    )
+    if ruling != steps:
+        raise RuntimeError(
+            f"backtest rulings {ruling} disagree with the steps' {steps} at "
+            f"{state['request'].as_of}"
         )
 
 
@@ -290,11 +480,10 @@ def run_backtest(
     started = time.perf_counter()
     for index in indices:
         as_of = backtest.as_of(index)
-        backtest.prepare(as_of)
-        state = backtest.decide(index)
-        bars.append(backtest.bar_record(index, state))
-        if as_of in wanted:
-            records[as_of] = backtest.record(state)
+        bar, record = backtest.decide_bar(index, as_of in wanted)
+        bars.append(bar)
+        if record is not None:
+            records[as_of] = record
         if progress is not None:
             progress(1)
     seconds = time.perf_counter() - started

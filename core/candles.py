@@ -1,6 +1,7 @@
 """Closed OHLCV candles as column arrays, the unit every data path hands around."""
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -44,8 +45,8 @@ class CandleWindow:
         """How many candles are absent between the first and the last one held."""
         if len(self) < 2:
             return 0
-        span = int(self.open_time[-1] - self.open_time[0]) // self.timeframe_ms + 1
-        return span - len(self)
+        first, last = int(self.open_time[0]), int(self.open_time[-1])
+        return int(missing_between(first, last, len(self), self.timeframe_ms))
 
     def content_hash(self) -> str:
         """SHA-256 over the exact bytes of every column: any changed value changes it."""
@@ -76,3 +77,9 @@ class CandleWindow:
             volume=self.volume[start:stop],
             sources=self.sources,
         )
+
+
+def missing_between(first_open: Any, last_open: Any, count: Any, timeframe_ms: int) -> Any:
+    """How many candles are absent from ``count`` candles opening from ``first_open`` to
+    ``last_open`` (numbers, or arrays of them: one window each)."""
+    return (last_open - first_open) // timeframe_ms + 1 - count

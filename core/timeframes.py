@@ -1,5 +1,6 @@
 """Timeframes and timestamps. Internally every instant is integer epoch milliseconds, UTC."""
 
+import functools
 from datetime import UTC, datetime
 
 TIMEFRAME_MS: dict[str, int] = {
@@ -77,8 +78,12 @@ def _in_range(epoch_ms: int, original: str | int | float) -> int:
     return epoch_ms
 
 
+@functools.lru_cache(maxsize=8192)
 def format_timestamp(epoch_ms: int) -> str:
-    """Epoch ms → '2023-01-20T12:00:00Z' (milliseconds shown only when present)."""
+    """Epoch ms → '2023-01-20T12:00:00Z' (milliseconds shown only when present).
+
+    Cached: a decision states the same few instants many times (as_of, the last close), and
+    a backtest steps through them in order; formatting one costs ≈ 2 µs, a hit ≈ 0.1."""
     moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
     text = moment.strftime("%Y-%m-%dT%H:%M:%S")
     if epoch_ms % 1000:
