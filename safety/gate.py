@@ -1,20 +1,25 @@
 """The pre-trade gate: deterministic checks that approve, reduce or block a proposal.
 
 No model or LLM is consulted here; every check says pass or fail and why (DESIGN §6). The
-checks run in this order, all of them every time (none short-circuits):
+checks run in this order (GATE_CHECKS), all of them every time (none short-circuits):
 
 1. control_state, data_freshness, data_gaps, indicators, min_confidence;
 2. sizing, each on the size the one before it left: max_position, max_total_exposure,
    live_order_cap, live_daily_cap. A buy larger than a check's room is reduced to it and the
    check's detail records "clamped from X to Y by <check>"; no room left fails the check;
-3. the auto-pause triggers, as safety.triggers reported them: consecutive_losses,
+3. the auto-pause triggers, as safety.triggers ruled them: consecutive_losses,
    daily_loss, api_error_burst, sentiment_collapse, circuit_breaker, slippage. A failed one
    stops new entries (buys) in this decision; exits and holds go through.
 
 Any failed check blocks (hold, size 0); otherwise a size below the proposal's is "reduced".
+
+``rule_gate`` rules on numbers alone (GateFigures and the triggers' passes), building no
+text and no model object, so a backtest can rule bar after bar; ``evaluate`` is that
+ruling with each check's words, the SafetyReport a decision records.
 """
 
 from dataclasses import dataclass
+from typing import Literal, NamedTuple
 
 from core.decision import (
     Action,
@@ -27,7 +32,18 @@ from core.decision import (
 )
 from core.settings import RiskLimits, SafetySettings
 from core.timeframes import format_timestamp
-from safety.triggers import TriggerReport
+from safety.triggers import TRIGGER_NAMES, TriggerReport
+
+SIZING_CHECKS = ("max_position", "max_total_exposure", "live_order_cap", "live_daily_cap")
+GATE_CHECKS = (
+    "control_state",
+    "data_freshness",
+    "data_gaps",
+    "indicators",
+    "min_confidence",
+    *SIZING_CHECKS,
+    *TRIGGER_NAMES,
+)
 
 
 @dataclass(frozen=True)
@@ -63,167 +79,290 @@ class GateInputs:
     real_money: bool = False
 
 
-def check_control_state(action: Action, state: ControlStateName, reason: str) -> SafetyCheck:
-    """PAUSED lets exits (sell) out but no new entries; HALTED lets nothing out."""
-    if state == "ACTIVE":
-        return SafetyCheck(name="control_state", passed=True, detail="ACTIVE")
-    if state == "PAUSED" and action in ("sell", "hold"):
-        return SafetyCheck(
-            name="control_state", passed=True, detail=f"PAUSED ({reason}); {action} allowed"
-        )
-    return SafetyCheck(
-        name="control_state", passed=False, detail=f"{state} ({reason}); {action} not allowed"
+class GateFigures(NamedTuple):
+    """The numbers the gate rules on: GateInputs without its words and its trigger report."""
+
+    action: Action
+    size: float
+    confidence: float
+    control_state: ControlStateName
+    as_of: int
+    timeframe_ms: int
+    last_close_time: int | None
+    missing_bars: int
+    indicators_computed: bool
+    position_fraction: float
+    exposure_fraction: float
+    equity: float
+    mode: Mode
+    live_notional_today: float
+    real_money: bool
+
+
+def gate_figures(inputs: GateInputs) -> GateFigures:
+    proposal, data = inputs.proposal, inputs.data
+    return GateFigures(
+        action=proposal.action,
+        size=proposal.size,
+        confidence=proposal.confidence,
+        control_state=inputs.control_state,
+        as_of=data.as_of,
+        timeframe_ms=data.timeframe_ms,
+        last_close_time=data.last_close_time,
+        missing_bars=data.missing_bars,
+        indicators_computed=data.snapshot_error is None,
+        position_fraction=inputs.position_fraction,
+        exposure_fraction=inputs.exposure_fraction,
+        equity=inputs.equity,
+        mode=inputs.mode,
+        live_notional_today=inputs.live_notional_today,
+        real_money=inputs.real_money,
     )
 
 
-def check_freshness(data: MarketDataStatus, limits: RiskLimits) -> SafetyCheck:
-    """The newest closed candle must be the one that closed most recently before as_of."""
-    limit_ms = int(limits.freshness_bars * data.timeframe_ms)
-    if data.last_close_time is None:
-        return SafetyCheck(name="data_freshness", passed=False, detail="no closed candles stored")
-    age_ms = data.as_of - data.last_close_time
-    detail = (
-        f"newest candle closed {format_timestamp(data.last_close_time)}, "
-        f"{age_ms // 1000} s before as_of (must be < {limit_ms // 1000} s)"
+# How a sizing check treated the size it was given.
+SizeOutcome = Literal[
+    "not_a_buy",  # exits and holds are not limited
+    "not_live",  # the live caps apply to a live decision or a real-money broker only
+    "no_equity",  # a live buy cannot be sized without equity (fails)
+    "no_room",  # nothing left below the limit (fails)
+    "clamped",  # larger than the room: reduced to it
+    "within",
+]
+
+
+class SizeStep(NamedTuple):
+    """One sizing check: what it did to the size before it (``size``), leaving ``left``."""
+
+    passed: bool
+    outcome: SizeOutcome
+    size: float
+    # The room the limit leaves, a fraction of equity; NaN where the check does not limit.
+    room: float
+    left: float
+
+
+class GateRuling(NamedTuple):
+    """Each check's pass in GATE_CHECKS order, the verdict and what stands after it, and
+    the numbers the checks' words describe."""
+
+    passed: tuple[bool, ...]
+    verdict: Verdict
+    action: Action
+    size: float
+    data_age_ms: int | None  # as_of - the newest close; None without a closed candle
+    data_age_limit_ms: int
+    sizing: tuple[SizeStep, SizeStep, SizeStep, SizeStep]  # in SIZING_CHECKS order
+
+
+_NOT_LIMITED = float("nan")
+
+
+def rule_gate(
+    figures: GateFigures,
+    trigger_passed: tuple[bool, ...],
+    limits: RiskLimits,
+    safety: SafetySettings,
+) -> GateRuling:
+    """Rule every check in GATE_CHECKS order; ``trigger_passed`` in TRIGGER_NAMES order."""
+    action, state = figures.action, figures.control_state
+    # PAUSED lets exits (sell) out but no new entries; HALTED lets nothing out.
+    control = state == "ACTIVE" or (state == "PAUSED" and action in ("sell", "hold"))
+    # The newest closed candle must be the one that closed most recently before as_of.
+    age_limit_ms = int(limits.freshness_bars * figures.timeframe_ms)
+    last_close = figures.last_close_time
+    age_ms = None if last_close is None else figures.as_of - last_close
+    fresh = age_ms is not None and age_ms < age_limit_ms
+    confident = action == "hold" or figures.confidence >= limits.min_confidence
+    position = _room_step(
+        action, figures.size, limits.max_position_fraction - figures.position_fraction
     )
-    return SafetyCheck(name="data_freshness", passed=age_ms < limit_ms, detail=detail)
-
-
-def check_gaps(data: MarketDataStatus, limits: RiskLimits) -> SafetyCheck:
-    detail = f"{data.missing_bars} missing candles in the window (limit {limits.max_missing_bars})"
-    return SafetyCheck(
-        name="data_gaps", passed=data.missing_bars <= limits.max_missing_bars, detail=detail
+    exposure = _room_step(
+        action, position.left, limits.max_total_exposure_fraction - figures.exposure_fraction
     )
-
-
-def check_snapshot(data: MarketDataStatus) -> SafetyCheck:
-    if data.snapshot_error is None:
-        return SafetyCheck(name="indicators", passed=True, detail="all indicators computed")
-    return SafetyCheck(name="indicators", passed=False, detail=data.snapshot_error)
-
-
-def check_confidence(proposal: Proposal, limits: RiskLimits) -> SafetyCheck:
-    if proposal.action == "hold":
-        return SafetyCheck(name="min_confidence", passed=True, detail="hold: nothing to trade")
-    detail = f"confidence {proposal.confidence:.3f} vs minimum {limits.min_confidence:.3f}"
-    return SafetyCheck(
-        name="min_confidence",
-        passed=proposal.confidence >= limits.min_confidence,
-        detail=detail,
+    order_cap = _live_step(figures, exposure.left, safety.live_max_order_notional)
+    daily_room = safety.live_max_daily_notional - figures.live_notional_today
+    daily_cap = _live_step(figures, order_cap.left, daily_room)
+    # A failed trigger stops new entries; an exit or a hold goes through.
+    entries = trigger_passed if action == "buy" else (True,) * len(trigger_passed)
+    passed = (
+        control,
+        fresh,
+        figures.missing_bars <= limits.max_missing_bars,
+        figures.indicators_computed,
+        confident,
+        position.passed,
+        exposure.passed,
+        order_cap.passed,
+        daily_cap.passed,
+        *entries,
     )
+    if len(passed) != len(GATE_CHECKS):
+        raise ValueError(f"{len(trigger_passed)} trigger passes given, {len(TRIGGER_NAMES)} due")
+    verdict: Verdict
+    size = daily_cap.left
+    if not all(passed):
+        verdict, action, size = "blocked", "hold", 0.0
+    elif size < figures.size:
+        verdict = "reduced"
+    else:
+        verdict = "approved"
+    sizing = (position, exposure, order_cap, daily_cap)
+    return GateRuling(passed, verdict, action, size, age_ms, age_limit_ms, sizing)
 
 
-def position_room(inputs: GateInputs, limits: RiskLimits, size: float) -> tuple[SafetyCheck, float]:
-    """A buy may fill this symbol's position up to the maximum position, no further."""
-    maximum = limits.max_position_fraction
-    held = f"held {inputs.position_fraction:.4f} of equity ({inputs.position_source})"
-    if inputs.proposal.action != "buy":
-        return SafetyCheck(name="max_position", passed=True, detail=held), size
-    context = f"{held}, maximum {maximum:.4f}"
-    return _clamp("max_position", size, maximum - inputs.position_fraction, context)
-
-
-def exposure_room(inputs: GateInputs, limits: RiskLimits, size: float) -> tuple[SafetyCheck, float]:
-    """A buy may fill the quote currency's total exposure up to its maximum, no further."""
-    maximum = limits.max_total_exposure_fraction
-    held = f"positions in this quote currency hold {inputs.exposure_fraction:.4f} of equity"
-    if inputs.proposal.action != "buy":
-        return SafetyCheck(name="max_total_exposure", passed=True, detail=held), size
-    context = f"{held}, maximum {maximum:.4f}"
-    return _clamp("max_total_exposure", size, maximum - inputs.exposure_fraction, context)
-
-
-def live_order_cap(
-    inputs: GateInputs, safety: SafetySettings, size: float
-) -> tuple[SafetyCheck, float]:
-    """A live buy's notional (mode live, or any buy of a real-money broker) may not exceed
-    the per-order cap."""
-    cap = safety.live_max_order_notional
-    return _live_cap("live_order_cap", inputs, size, cap, f"per-order cap {cap:.6g}")
-
-
-def live_daily_cap(
-    inputs: GateInputs, safety: SafetySettings, size: float
-) -> tuple[SafetyCheck, float]:
-    """Today's live buys, this one included, may not exceed the daily cap."""
-    cap = safety.live_max_daily_notional
-    left = cap - inputs.live_notional_today
-    context = f"{inputs.live_notional_today:.6g} bought live today, daily cap {cap:.6g}"
-    return _live_cap("live_daily_cap", inputs, size, left, context)
-
-
-def _live_cap(
-    name: str, inputs: GateInputs, size: float, notional_room: float, context: str
-) -> tuple[SafetyCheck, float]:
-    """Clamp a live buy to ``notional_room`` (quote currency). Exits are not capped: holding
-    one back would keep risk on, not take it off (and a sell is bounded by the position)."""
-    action, mode = inputs.proposal.action, inputs.mode
-    if mode != "live" and not inputs.real_money:
-        return SafetyCheck(name=name, passed=True, detail=f"mode {mode}: no live caps"), size
+def _room_step(action: Action, size: float, room: float) -> SizeStep:
+    """A buy may fill the limit up to ``room`` (a fraction of equity), no further."""
     if action != "buy":
-        return SafetyCheck(name=name, passed=True, detail=f"{action}: not capped"), size
-    if inputs.equity <= 0.0:
-        detail = f"{context}; equity {inputs.equity:.6g}: a live order cannot be sized"
-        return SafetyCheck(name=name, passed=False, detail=detail), 0.0
-    context += f"; notional {size * inputs.equity:.6g} of equity {inputs.equity:.6g}"
-    return _clamp(name, size, notional_room / inputs.equity, context)
+        return SizeStep(True, "not_a_buy", size, _NOT_LIMITED, size)
+    return _clamp(size, room)
 
 
-def _clamp(name: str, size: float, room: float, context: str) -> tuple[SafetyCheck, float]:
-    """Let a buy through up to ``room`` (a fraction of equity): reduced to it when larger,
-    with the clamp recorded in the detail; blocked when no room is left."""
+def _live_step(figures: GateFigures, size: float, notional_room: float) -> SizeStep:
+    """Clamp a live buy (mode live, or any buy of a real-money broker) to ``notional_room``
+    (quote currency). Exits are not capped: holding one back would keep risk on, not take
+    it off (and a sell is bounded by the position)."""
+    if figures.mode != "live" and not figures.real_money:
+        return SizeStep(True, "not_live", size, _NOT_LIMITED, size)
+    if figures.action != "buy":
+        return SizeStep(True, "not_a_buy", size, _NOT_LIMITED, size)
+    if figures.equity <= 0.0:
+        return SizeStep(False, "no_equity", size, _NOT_LIMITED, 0.0)
+    return _clamp(size, notional_room / figures.equity)
+
+
+def _clamp(size: float, room: float) -> SizeStep:
+    """Let a buy through up to ``room``: reduced to it when larger; blocked when no room is
+    left."""
     if room <= 0.0:
-        return SafetyCheck(name=name, passed=False, detail=f"{context}; no room left"), 0.0
+        return SizeStep(False, "no_room", size, room, 0.0)
     if size > room:
-        detail = f"{context}; clamped from {size:.4f} to {room:.4f} by {name}"
-        return SafetyCheck(name=name, passed=True, detail=detail), room
-    detail = f"{context}; size {size:.4f} within the room of {room:.4f}"
-    return SafetyCheck(name=name, passed=True, detail=detail), size
-
-
-def entry_check(trigger: SafetyCheck, action: Action) -> SafetyCheck:
-    """A failed trigger check stops new entries; an exit or a hold goes through, saying so."""
-    if trigger.passed or action == "buy":
-        return trigger
-    return SafetyCheck(name=trigger.name, passed=True, detail=f"{trigger.detail}; {action} allowed")
+        return SizeStep(True, "clamped", size, room, room)
+    return SizeStep(True, "within", size, room, size)
 
 
 def evaluate(inputs: GateInputs, limits: RiskLimits, safety: SafetySettings) -> SafetyReport:
-    """Run every check in the order the module describes and rule."""
-    proposal = inputs.proposal
+    """Rule every check in the order the module describes, and say why each passed or
+    failed."""
     if inputs.triggers.as_of != inputs.data.as_of:
         raise ValueError(
             f"trigger report of {format_timestamp(inputs.triggers.as_of)} given to a decision "
             f"as of {format_timestamp(inputs.data.as_of)}"
         )
-    size = proposal.size
-    position, size = position_room(inputs, limits, size)
-    exposure, size = exposure_room(inputs, limits, size)
-    order_cap, size = live_order_cap(inputs, safety, size)
-    daily_cap, size = live_daily_cap(inputs, safety, size)
-    checks = (
-        check_control_state(proposal.action, inputs.control_state, inputs.control_reason),
-        check_freshness(inputs.data, limits),
-        check_gaps(inputs.data, limits),
-        check_snapshot(inputs.data),
-        check_confidence(proposal, limits),
-        position,
-        exposure,
-        order_cap,
-        daily_cap,
-        *(entry_check(trigger, proposal.action) for trigger in inputs.triggers.checks),
+    triggers = inputs.triggers.checks
+    ruling = rule_gate(
+        gate_figures(inputs), tuple(check.passed for check in triggers), limits, safety
     )
-    verdict: Verdict
-    if not all(check.passed for check in checks):
-        verdict, action, size = "blocked", "hold", 0.0
-    elif size < proposal.size:
-        verdict, action = "reduced", proposal.action
-    else:
-        verdict, action = "approved", proposal.action
+    position, exposure, order_cap, daily_cap = ruling.sizing
+    details = (
+        _control_words(inputs, ruling.passed[0]),
+        _freshness_words(inputs.data, ruling),
+        f"{inputs.data.missing_bars} missing candles in the window "
+        f"(limit {limits.max_missing_bars})",
+        _indicators_words(inputs.data),
+        _confidence_words(inputs.proposal, limits),
+        _position_words(inputs, limits, position),
+        _exposure_words(inputs, limits, exposure),
+        _order_cap_words(inputs, safety, order_cap),
+        _daily_cap_words(inputs, safety, daily_cap),
+    )
+    gate_checks = tuple(
+        SafetyCheck(name=name, passed=passed, detail=detail)
+        for name, passed, detail in zip(GATE_CHECKS, ruling.passed, details, strict=False)
+    )
+    entry_passed = ruling.passed[len(details) :]
+    action = inputs.proposal.action
+    trigger_checks = tuple(
+        _entry_check(trigger, passed, action)
+        for trigger, passed in zip(triggers, entry_passed, strict=True)
+    )
     return SafetyReport(
-        verdict=verdict,
+        verdict=ruling.verdict,
         control_state=inputs.control_state,
-        checks=checks,
-        action=action,
-        size=size,
+        checks=(*gate_checks, *trigger_checks),
+        action=ruling.action,
+        size=ruling.size,
     )
+
+
+def _control_words(inputs: GateInputs, passed: bool) -> str:
+    state, action = inputs.control_state, inputs.proposal.action
+    if state == "ACTIVE":
+        return "ACTIVE"
+    allowed = "allowed" if passed else "not allowed"
+    return f"{state} ({inputs.control_reason}); {action} {allowed}"
+
+
+def _freshness_words(data: MarketDataStatus, ruling: GateRuling) -> str:
+    if data.last_close_time is None or ruling.data_age_ms is None:
+        return "no closed candles stored"
+    return (
+        f"newest candle closed {format_timestamp(data.last_close_time)}, "
+        f"{ruling.data_age_ms // 1000} s before as_of "
+        f"(must be < {ruling.data_age_limit_ms // 1000} s)"
+    )
+
+
+def _indicators_words(data: MarketDataStatus) -> str:
+    return "all indicators computed" if data.snapshot_error is None else data.snapshot_error
+
+
+def _confidence_words(proposal: Proposal, limits: RiskLimits) -> str:
+    if proposal.action == "hold":
+        return "hold: nothing to trade"
+    return f"confidence {proposal.confidence:.3f} vs minimum {limits.min_confidence:.3f}"
+
+
+def _position_words(inputs: GateInputs, limits: RiskLimits, step: SizeStep) -> str:
+    held = f"held {inputs.position_fraction:.4f} of equity ({inputs.position_source})"
+    if step.outcome == "not_a_buy":
+        return held
+    context = f"{held}, maximum {limits.max_position_fraction:.4f}"
+    return _clamp_words("max_position", step, context)
+
+
+def _exposure_words(inputs: GateInputs, limits: RiskLimits, step: SizeStep) -> str:
+    held = f"positions in this quote currency hold {inputs.exposure_fraction:.4f} of equity"
+    if step.outcome == "not_a_buy":
+        return held
+    context = f"{held}, maximum {limits.max_total_exposure_fraction:.4f}"
+    return _clamp_words("max_total_exposure", step, context)
+
+
+def _order_cap_words(inputs: GateInputs, safety: SafetySettings, step: SizeStep) -> str:
+    cap = safety.live_max_order_notional
+    return _live_cap_words("live_order_cap", inputs, step, f"per-order cap {cap:.6g}")
+
+
+def _daily_cap_words(inputs: GateInputs, safety: SafetySettings, step: SizeStep) -> str:
+    cap = safety.live_max_daily_notional
+    context = f"{inputs.live_notional_today:.6g} bought live today, daily cap {cap:.6g}"
+    return _live_cap_words("live_daily_cap", inputs, step, context)
+
+
+def _live_cap_words(name: str, inputs: GateInputs, step: SizeStep, context: str) -> str:
+    equity = inputs.equity
+    if step.outcome == "not_live":
+        return f"mode {inputs.mode}: no live caps"
+    if step.outcome == "not_a_buy":
+        return f"{inputs.proposal.action}: not capped"
+    if step.outcome == "no_equity":
+        return f"{context}; equity {equity:.6g}: a live order cannot be sized"
+    context += f"; notional {step.size * equity:.6g} of equity {equity:.6g}"
+    return _clamp_words(name, step, context)
+
+
+def _clamp_words(name: str, step: SizeStep, context: str) -> str:
+    if step.outcome == "no_room":
+        return f"{context}; no room left"
+    if step.outcome == "clamped":
+        return f"{context}; clamped from {step.size:.4f} to {step.room:.4f} by {name}"
+    return f"{context}; size {step.size:.4f} within the room of {step.room:.4f}"
+
+
+def _entry_check(trigger: SafetyCheck, entry_passed: bool, action: Action) -> SafetyCheck:
+    """The trigger's check as the gate counts it: a failed one that does not stop this
+    decision (an exit or a hold) goes through, saying so."""
+    if entry_passed == trigger.passed:
+        return trigger
+    return SafetyCheck(name=trigger.name, passed=True, detail=f"{trigger.detail}; {action} allowed")

@@ -10,11 +10,17 @@ once, when the loss or the fill is new since the previous check. Were they re-ju
 state, the streak that caused a pause would re-pause trading the moment its cool-down
 ended, and a win could never come to end it. The others describe the market now (the
 newest candle, the news, the last minute's errors) and trip as long as that lasts.
+
+Each trigger is measured in numbers first (a small NamedTuple: what it counted, whether
+it passes, whether it trips) and described in words after. ``rule_triggers`` measures all
+of them and rules, building no text and no model object, so a backtest can rule bar after
+bar; ``evaluate_triggers`` is that ruling with each check's words, the report a decision
+records.
 """
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from core.candles import CandleWindow
 from core.decision import SafetyCheck
@@ -38,6 +44,8 @@ TRIGGER_NAMES = (
 )
 # Wilder's customary period: the "normal" range a one-candle move is measured against.
 CIRCUIT_BREAKER_ATR_PERIOD = 14
+# The newest candle and, before it, the period + 1 candles an ATR over them needs.
+CIRCUIT_BREAKER_MIN_CANDLES = CIRCUIT_BREAKER_ATR_PERIOD + 2
 # The sentiment drop rate is judged against the reading this long before as_of.
 SENTIMENT_DROP_SPAN_MS = 3_600_000
 
@@ -69,15 +77,15 @@ class DailyEquity:
 
 
 @dataclass(frozen=True)
-class TriggerInputs:
-    """What the triggers judge at ``as_of``; anything dated after it is ignored.
+class TriggerFacts:
+    """What the triggers judge at ``as_of`` besides the candles; anything dated after it is
+    ignored.
 
     ``previous_check_ms``: when the triggers last ran for this symbol; closed trades and fills
     after it are new (None: the first check, all are new). ``closed_trades``: every symbol's,
     oldest first (Ledger.closed_trades). ``api_error_times``: error instants, at least the
     last error window's (ApiErrorStore.times_since). ``news``: the symbol's items up to as_of.
-    ``candles``: the symbol's closed candles, newest last. ``fills``: every symbol's, at
-    least those since the previous check.
+    ``fills``: every symbol's, at least those since the previous check.
     """
 
     symbol: str
@@ -87,8 +95,15 @@ class TriggerInputs:
     equity: DailyEquity
     api_error_times: tuple[int, ...]
     news: tuple[NewsItem, ...]
-    candles: CandleWindow
     fills: tuple[FillView, ...]
+
+
+@dataclass(frozen=True)
+class TriggerInputs(TriggerFacts):
+    """The facts and ``candles``: the symbol's closed candles, newest last, which the
+    circuit breaker's reading is taken from."""
+
+    candles: CandleWindow
 
 
 @dataclass(frozen=True)
@@ -107,21 +122,253 @@ class TriggerReport:
             raise ValueError(f"trigger checks must be {TRIGGER_NAMES}, got {names}")
 
 
+# --- the measures: each trigger's numbers, whether it passes, whether it trips ----------------
+
+
+class LossStreak(NamedTuple):
+    passed: bool
+    trips: bool
+    streak: int
+    # When the streak's newest loss closed; None while the streak is below the limit.
+    last_closed_at: int | None
+
+
+class DayChange(NamedTuple):
+    passed: bool
+    trips: bool  # never: a day's loss stops entries at the gate, it does not pause
+    # The equity's change since 00:00 UTC as a fraction; None without equity at 00:00 UTC.
+    change: float | None
+
+
+class ErrorBurst(NamedTuple):
+    passed: bool
+    trips: bool
+    error_count: int  # in the window up to as_of
+
+
+class SentimentMove(NamedTuple):
+    """The decayed sentiment now and an hour earlier: score (NaN) and 0 items when a
+    reading had no scored news."""
+
+    passed: bool
+    trips: bool
+    score: float
+    items: int
+    earlier_score: float
+    earlier_items: int
+    drop: float  # earlier - now; NaN unless both readings exist
+
+
+class CircuitReading(NamedTuple):
+    """What the circuit breaker measures of the newest closed candle."""
+
+    true_range: float
+    atr: float  # ATR(CIRCUIT_BREAKER_ATR_PERIOD) of the candles before it
+    close: float
+    previous_close: float
+    close_time: int
+
+
+class CircuitMove(NamedTuple):
+    passed: bool
+    trips: bool  # not without a reading: too few candles fail without a pause
+    reading: CircuitReading | None
+    multiple: float  # true range / ATR (inf for an ATR of 0); NaN without a reading
+    move: float  # close / previous close - 1; NaN without a reading
+
+
+class SlippageScan(NamedTuple):
+    passed: bool
+    trips: bool
+    new_fills: int  # since the previous check
+    worst: float  # the new fills' worst slippage; NaN without new fills
+    over: tuple[FillView, ...]  # the new fills that slipped beyond the limit, in order
+
+
+TriggerMeasure = LossStreak | DayChange | ErrorBurst | SentimentMove | CircuitMove | SlippageScan
+
+
+class TriggerRuling(NamedTuple):
+    """Each trigger's pass in TRIGGER_NAMES order, the names of those that trip, and the
+    measures the words describe."""
+
+    passed: tuple[bool, ...]
+    trips: tuple[str, ...]
+    losses: LossStreak
+    day_loss: DayChange
+    errors: ErrorBurst
+    sentiment: SentimentMove
+    circuit: CircuitMove
+    slippage: SlippageScan
+
+
+def rule_triggers(
+    inputs: TriggerFacts,
+    limits: RiskLimits,
+    safety: SafetySettings,
+    circuit: CircuitReading | None,
+) -> TriggerRuling:
+    """Measure every trigger (none short-circuits) and rule. ``circuit`` is the newest
+    candle's reading (circuit_reading of the window; None: too few candles), handed in so
+    a backtest can take every bar's at once."""
+    as_of, previous = inputs.as_of, inputs.previous_check_ms
+    losses = loss_streak(inputs.closed_trades, as_of, previous, limits)
+    day_loss = day_change(inputs.equity, limits)
+    errors = error_burst(
+        inputs.api_error_times, as_of, safety.api_error_window_seconds * 1000, limits
+    )
+    sentiment = sentiment_move(inputs.news, as_of, limits)
+    breaker = circuit_move(circuit, limits)
+    slippage = slippage_scan(inputs.fills, as_of, previous, limits)
+    passed = (
+        losses.passed,
+        day_loss.passed,
+        errors.passed,
+        sentiment.passed,
+        breaker.passed,
+        slippage.passed,
+    )
+    trips: tuple[str, ...] = ()
+    if not all(passed):
+        measures: tuple[TriggerMeasure, ...] = (
+            losses,
+            day_loss,
+            errors,
+            sentiment,
+            breaker,
+            slippage,
+        )
+        trips = tuple(
+            name for name, measure in zip(TRIGGER_NAMES, measures, strict=True) if measure.trips
+        )
+    return TriggerRuling(passed, trips, losses, day_loss, errors, sentiment, breaker, slippage)
+
+
+def loss_streak(
+    trades: tuple[ClosedTrade, ...], as_of: int, previous_check_ms: int | None, limits: RiskLimits
+) -> LossStreak:
+    """Trips when the trade that made the losing streak reach the limit, or a further loss
+    while it lasts, closed since the previous check."""
+    known = [trade for trade in trades if trade.closed_at <= as_of]
+    streak = consecutive_losses(known)
+    if streak < limits.max_consecutive_losses:
+        return LossStreak(True, False, streak, None)
+    last = known[-1].closed_at
+    new = _is_new(last, as_of, previous_check_ms)
+    return LossStreak(not new, new, streak, last)
+
+
+def day_change(equity: DailyEquity, limits: RiskLimits) -> DayChange:
+    """Fails once the day's change reaches -daily_loss_limit, and without equity at 00:00
+    UTC to measure it against."""
+    if equity.at_day_start <= 0.0:
+        return DayChange(False, False, None)
+    change = (equity.now - equity.at_day_start) / equity.at_day_start
+    return DayChange(change > -limits.daily_loss_limit_fraction, False, change)
+
+
+def error_burst(
+    error_times: tuple[int, ...], as_of: int, window_ms: int, limits: RiskLimits
+) -> ErrorBurst:
+    """Trips on more than ``api_error_burst`` errors in (as_of - window, as_of]."""
+    count = sum(1 for at in error_times if as_of - window_ms < at <= as_of)
+    calm = count <= limits.api_error_burst
+    return ErrorBurst(calm, not calm, count)
+
+
+def sentiment_move(news: tuple[NewsItem, ...], as_of: int, limits: RiskLimits) -> SentimentMove:
+    """Trips when the decayed sentiment is below the floor, or has fallen by more than the
+    allowed drop since an hour earlier (each reading from the items published by its own
+    instant). Without scored news there is nothing to judge: it passes."""
+    now = decayed_sentiment(news, as_of)
+    if now is None:
+        return SentimentMove(True, False, math.nan, 0, math.nan, 0, math.nan)
+    earlier = decayed_sentiment(news, as_of - SENTIMENT_DROP_SPAN_MS)
+    collapsed = now.score < limits.sentiment_floor
+    if earlier is None:
+        return SentimentMove(
+            not collapsed, collapsed, now.score, now.item_count, math.nan, 0, math.nan
+        )
+    drop = earlier.score - now.score
+    collapsed = collapsed or drop > limits.sentiment_max_drop_per_hour
+    return SentimentMove(
+        not collapsed,
+        collapsed,
+        now.score,
+        now.item_count,
+        earlier.score,
+        earlier.item_count,
+        drop,
+    )
+
+
+def circuit_reading(candles: CandleWindow) -> CircuitReading | None:
+    """The newest closed candle's true range and close against the candles before it;
+    None with fewer than CIRCUIT_BREAKER_MIN_CANDLES."""
+    if len(candles) < CIRCUIT_BREAKER_MIN_CANDLES:
+        return None
+    high, low, close = float(candles.high[-1]), float(candles.low[-1]), float(candles.close[-1])
+    previous = float(candles.close[-2])
+    true_range = max(high - low, abs(high - previous), abs(low - previous))
+    before = atr(
+        candles.high[:-1], candles.low[:-1], candles.close[:-1], CIRCUIT_BREAKER_ATR_PERIOD
+    )
+    close_time = int(candles.open_time[-1]) + candles.timeframe_ms
+    return CircuitReading(true_range, float(before[-1]), close, previous, close_time)
+
+
+def circuit_move(reading: CircuitReading | None, limits: RiskLimits) -> CircuitMove:
+    """Trips when the newest closed candle's true range exceeds k × ATR of the candles
+    before it, or its close moved more than the allowed fraction from the previous close.
+    No reading (too few candles to measure) fails, stopping entries, without a pause.
+
+    An ATR of 0 (nothing moved for 14 candles) makes any move beyond any multiple: a feed
+    frozen that long and then moving is abnormal too.
+    """
+    if reading is None:
+        return CircuitMove(False, False, None, math.nan, math.nan)
+    normal = reading.atr
+    multiple = reading.true_range / normal if normal > 0.0 else math.inf
+    move = reading.close / reading.previous_close - 1.0
+    calm = reading.true_range <= limits.circuit_breaker_atr_multiple * normal
+    passed = calm and abs(move) <= limits.circuit_breaker_move_fraction
+    return CircuitMove(passed, not passed, reading, multiple, move)
+
+
+def slippage_scan(
+    fills: tuple[FillView, ...], as_of: int, previous_check_ms: int | None, limits: RiskLimits
+) -> SlippageScan:
+    """Trips when a fill since the previous check slipped (adversely) beyond the limit; a
+    fill better than the reference price is no cost and no alarm."""
+    new = [fill for fill in fills if _is_new(fill.filled_at, as_of, previous_check_ms)]
+    if not new:
+        return SlippageScan(True, False, 0, math.nan, ())
+    limit = limits.max_slippage_fraction
+    over = tuple(fill for fill in new if fill.slippage_fraction > limit)
+    worst = max(fill.slippage_fraction for fill in new)
+    return SlippageScan(not over, bool(over), len(new), worst, over)
+
+
+def _is_new(at: int, as_of: int, previous_check_ms: int | None) -> bool:
+    """Happened after the previous check and by as_of (never after: DESIGN §3)."""
+    return at <= as_of and (previous_check_ms is None or at > previous_check_ms)
+
+
+# --- the words: each measure described, as the decision records it ----------------------------
+
+
 def evaluate_triggers(
     inputs: TriggerInputs, limits: RiskLimits, safety: SafetySettings
 ) -> TriggerReport:
-    """Run every trigger (none short-circuits) in TRIGGER_NAMES order."""
+    """Rule every trigger on the inputs and describe each, in TRIGGER_NAMES order."""
+    ruling = rule_triggers(inputs, limits, safety, circuit_reading(inputs.candles))
     outcomes = (
-        check_consecutive_losses(
-            inputs.closed_trades, inputs.as_of, inputs.previous_check_ms, limits
-        ),
-        check_daily_loss(inputs.equity, limits),
-        check_api_error_burst(
-            inputs.api_error_times, inputs.as_of, safety.api_error_window_seconds * 1000, limits
-        ),
-        check_sentiment_collapse(inputs.symbol, inputs.news, inputs.as_of, limits),
-        check_circuit_breaker(inputs.symbol, inputs.candles, limits),
-        check_slippage(inputs.fills, inputs.as_of, inputs.previous_check_ms, limits),
+        describe_losses(ruling.losses, limits),
+        describe_day_loss(ruling.day_loss, inputs.equity, limits),
+        describe_errors(ruling.errors, safety.api_error_window_seconds * 1000, limits),
+        describe_sentiment(ruling.sentiment, inputs.symbol, limits),
+        describe_circuit(ruling.circuit, inputs.symbol, len(inputs.candles), limits),
+        describe_slippage(ruling.slippage, limits),
     )
     return TriggerReport(
         symbol=inputs.symbol,
@@ -142,144 +389,130 @@ def triggers_off(symbol: str, as_of: int) -> TriggerReport:
 def check_consecutive_losses(
     trades: tuple[ClosedTrade, ...], as_of: int, previous_check_ms: int | None, limits: RiskLimits
 ) -> TriggerOutcome:
-    """Trips (global) when the trade that made the losing streak reach the limit, or a
-    further loss while it lasts, closed since the previous check."""
-    known = [trade for trade in trades if trade.closed_at <= as_of]
-    streak = consecutive_losses(known)
-    detail = f"{streak} losing trades in a row (pause at {limits.max_consecutive_losses})"
-    if streak < limits.max_consecutive_losses:
-        return _passed("consecutive_losses", detail)
-    last = known[-1].closed_at
-    detail += f"; the last closed {format_timestamp(last)}"
-    if not _is_new(last, as_of, previous_check_ms):
-        return _passed("consecutive_losses", detail + ", before the previous check: acted on then")
-    return _tripped("consecutive_losses", "global", None, detail)
+    """The losing streak's check (loss_streak); a trip pauses every symbol."""
+    return describe_losses(loss_streak(trades, as_of, previous_check_ms, limits), limits)
+
+
+def describe_losses(streak: LossStreak, limits: RiskLimits) -> TriggerOutcome:
+    detail = f"{streak.streak} losing trades in a row (pause at {limits.max_consecutive_losses})"
+    if streak.last_closed_at is None:
+        return _outcome("consecutive_losses", streak, None, detail)
+    detail += f"; the last closed {format_timestamp(streak.last_closed_at)}"
+    if streak.passed:
+        detail += ", before the previous check: acted on then"
+    return _outcome("consecutive_losses", streak, None, detail)
 
 
 def check_daily_loss(equity: DailyEquity, limits: RiskLimits) -> TriggerOutcome:
-    """Fails (entries stop; no pause) once the day's change reaches -daily_loss_limit."""
-    limit = limits.daily_loss_limit_fraction
-    if equity.at_day_start <= 0.0:
+    """The day's change's check (day_change): it stops entries, no pause."""
+    return describe_day_loss(day_change(equity, limits), equity, limits)
+
+
+def describe_day_loss(day: DayChange, equity: DailyEquity, limits: RiskLimits) -> TriggerOutcome:
+    if day.change is None:
         detail = f"no {equity.quote} equity at 00:00 UTC ({equity.at_day_start:.6g}): unmeasurable"
-        return TriggerOutcome(SafetyCheck(name="daily_loss", passed=False, detail=detail))
-    change = (equity.now - equity.at_day_start) / equity.at_day_start
-    detail = (
-        f"{equity.quote} equity {equity.now:.6g} vs {equity.at_day_start:.6g} at 00:00 UTC: "
-        f"{change:+.2%} (entries stop at {-limit:.2%})"
-    )
-    return TriggerOutcome(SafetyCheck(name="daily_loss", passed=change > -limit, detail=detail))
+    else:
+        detail = (
+            f"{equity.quote} equity {equity.now:.6g} vs {equity.at_day_start:.6g} at 00:00 UTC: "
+            f"{day.change:+.2%} (entries stop at {-limits.daily_loss_limit_fraction:.2%})"
+        )
+    return _outcome("daily_loss", day, None, detail)
 
 
 def check_api_error_burst(
     error_times: tuple[int, ...], as_of: int, window_ms: int, limits: RiskLimits
 ) -> TriggerOutcome:
-    """Trips (global) on more than ``api_error_burst`` errors in (as_of - window, as_of]."""
-    count = sum(1 for at in error_times if as_of - window_ms < at <= as_of)
+    """The API errors' check (error_burst); a trip pauses every symbol."""
+    return describe_errors(error_burst(error_times, as_of, window_ms, limits), window_ms, limits)
+
+
+def describe_errors(burst: ErrorBurst, window_ms: int, limits: RiskLimits) -> TriggerOutcome:
     detail = (
-        f"{count} API errors in the {window_ms // 1000} s up to as_of "
+        f"{burst.error_count} API errors in the {window_ms // 1000} s up to as_of "
         f"(pause above {limits.api_error_burst})"
     )
-    if count <= limits.api_error_burst:
-        return _passed("api_error_burst", detail)
-    return _tripped("api_error_burst", "global", None, detail)
+    return _outcome("api_error_burst", burst, None, detail)
 
 
 def check_sentiment_collapse(
     symbol: str, news: tuple[NewsItem, ...], as_of: int, limits: RiskLimits
 ) -> TriggerOutcome:
-    """Trips (the symbol) when the decayed sentiment is below the floor, or has fallen by
-    more than the allowed drop since an hour earlier (each reading from the items published
-    by its own instant). Without scored news there is nothing to judge: it passes."""
-    now = decayed_sentiment(news, as_of)
-    if now is None:
-        return _passed("sentiment_collapse", "no scored news")
-    earlier = decayed_sentiment(news, as_of - SENTIMENT_DROP_SPAN_MS)
+    """The sentiment's check (sentiment_move); a trip pauses the symbol."""
+    return describe_sentiment(sentiment_move(news, as_of, limits), symbol, limits)
+
+
+def describe_sentiment(move: SentimentMove, symbol: str, limits: RiskLimits) -> TriggerOutcome:
+    if move.items == 0:
+        return _outcome("sentiment_collapse", move, symbol, "no scored news")
     floor = limits.sentiment_floor
-    detail = f"sentiment {now.score:+.3f} from {now.item_count} items (floor {floor:+.3f})"
-    collapsed = now.score < floor
-    if earlier is None:
+    detail = f"sentiment {move.score:+.3f} from {move.items} items (floor {floor:+.3f})"
+    if move.earlier_items == 0:
         detail += "; an hour earlier: no scored news"
     else:
-        drop = earlier.score - now.score
         detail += (
-            f"; an hour earlier {earlier.score:+.3f} from {earlier.item_count} items, "
-            f"drop {drop:.3f} (limit {limits.sentiment_max_drop_per_hour:.3f} per hour)"
+            f"; an hour earlier {move.earlier_score:+.3f} from {move.earlier_items} items, "
+            f"drop {move.drop:.3f} (limit {limits.sentiment_max_drop_per_hour:.3f} per hour)"
         )
-        collapsed = collapsed or drop > limits.sentiment_max_drop_per_hour
-    if not collapsed:
-        return _passed("sentiment_collapse", detail)
-    return _tripped("sentiment_collapse", "symbol", symbol, detail)
+    return _outcome("sentiment_collapse", move, symbol, detail)
 
 
 def check_circuit_breaker(symbol: str, candles: CandleWindow, limits: RiskLimits) -> TriggerOutcome:
-    """Trips (the symbol) when the newest closed candle's true range exceeds k × ATR(14) of
-    the candles before it, or its close moved more than the allowed fraction from the
-    previous close. Too few candles to measure fails (entries stop) without a pause.
+    """The newest candle's check (circuit_move of its reading); a trip pauses the symbol."""
+    move = circuit_move(circuit_reading(candles), limits)
+    return describe_circuit(move, symbol, len(candles), limits)
 
-    An ATR of 0 (nothing moved for 14 candles) makes any move beyond any multiple: a feed
-    frozen that long and then moving is abnormal too.
-    """
-    needed = CIRCUIT_BREAKER_ATR_PERIOD + 2  # ATR over the candles before needs period + 1
-    if len(candles) < needed:
+
+def describe_circuit(
+    move: CircuitMove, symbol: str, candle_count: int, limits: RiskLimits
+) -> TriggerOutcome:
+    reading = move.reading
+    if reading is None:
         detail = (
-            f"need {needed} closed candles to measure the newest one's move, have {len(candles)}"
+            f"need {CIRCUIT_BREAKER_MIN_CANDLES} closed candles to measure the newest one's "
+            f"move, have {candle_count}"
         )
-        return TriggerOutcome(SafetyCheck(name="circuit_breaker", passed=False, detail=detail))
-    high, low, close = float(candles.high[-1]), float(candles.low[-1]), float(candles.close[-1])
-    previous = float(candles.close[-2])
-    true_range = max(high - low, abs(high - previous), abs(low - previous))
-    before = atr(
-        candles.high[:-1], candles.low[:-1], candles.close[:-1], CIRCUIT_BREAKER_ATR_PERIOD
-    )
-    normal = float(before[-1])
-    multiple = true_range / normal if normal > 0.0 else math.inf
-    move = close / previous - 1.0
+        return _outcome("circuit_breaker", move, symbol, detail)
     detail = (
-        f"candle closed {format_timestamp(int(candles.open_time[-1]) + candles.timeframe_ms)}: "
-        f"true range {true_range:.6g} = {multiple:.2f} × ATR({CIRCUIT_BREAKER_ATR_PERIOD}) "
-        f"{normal:.6g} (limit {limits.circuit_breaker_atr_multiple:g} ×); close moved "
-        f"{move:+.2%} (limit ±{limits.circuit_breaker_move_fraction:.2%})"
+        f"candle closed {format_timestamp(reading.close_time)}: "
+        f"true range {reading.true_range:.6g} = {move.multiple:.2f} × "
+        f"ATR({CIRCUIT_BREAKER_ATR_PERIOD}) {reading.atr:.6g} "
+        f"(limit {limits.circuit_breaker_atr_multiple:g} ×); close moved "
+        f"{move.move:+.2%} (limit ±{limits.circuit_breaker_move_fraction:.2%})"
     )
-    calm = true_range <= limits.circuit_breaker_atr_multiple * normal
-    if calm and abs(move) <= limits.circuit_breaker_move_fraction:
-        return _passed("circuit_breaker", detail)
-    return _tripped("circuit_breaker", "symbol", symbol, detail)
+    return _outcome("circuit_breaker", move, symbol, detail)
 
 
 def check_slippage(
     fills: tuple[FillView, ...], as_of: int, previous_check_ms: int | None, limits: RiskLimits
 ) -> TriggerOutcome:
-    """Trips (global) when a fill since the previous check slipped (adversely) beyond the
-    limit; a fill better than the reference price is no cost and no alarm."""
-    new = [fill for fill in fills if _is_new(fill.filled_at, as_of, previous_check_ms)]
-    limit = limits.max_slippage_fraction
-    if not new:
-        return _passed("slippage", f"no fills since the previous check (limit {limit:.2%})")
-    over = [fill for fill in new if fill.slippage_fraction > limit]
-    if not over:
-        worst = max(fill.slippage_fraction for fill in new)
-        detail = f"{len(new)} fills since the previous check, worst slippage {worst:+.2%}"
-        return _passed("slippage", f"{detail} (limit {limit:.2%})")
+    """The new fills' check (slippage_scan); a trip pauses every symbol."""
+    return describe_slippage(slippage_scan(fills, as_of, previous_check_ms, limits), limits)
+
+
+def describe_slippage(scan: SlippageScan, limits: RiskLimits) -> TriggerOutcome:
+    limit = f"(limit {limits.max_slippage_fraction:.2%})"
+    if scan.new_fills == 0:
+        return _outcome("slippage", scan, None, f"no fills since the previous check {limit}")
+    if not scan.over:
+        worst = f"worst slippage {scan.worst:+.2%}"
+        detail = f"{scan.new_fills} fills since the previous check, {worst} {limit}"
+        return _outcome("slippage", scan, None, detail)
     detail = "; ".join(
         # No order id: ids are random, and the decision record must not be.
         f"{fill.symbol} {fill.side} booked {format_timestamp(fill.filled_at)} "
         f"with slippage {fill.slippage_fraction:+.2%}"
-        for fill in over
+        for fill in scan.over
     )
-    detail += f" (limit {limit:.2%})"
-    return _tripped("slippage", "global", None, detail)
+    return _outcome("slippage", scan, None, f"{detail} {limit}")
 
 
-def _is_new(at: int, as_of: int, previous_check_ms: int | None) -> bool:
-    """Happened after the previous check and by as_of (never after: DESIGN §3)."""
-    return at <= as_of and (previous_check_ms is None or at > previous_check_ms)
-
-
-def _passed(name: str, detail: str) -> TriggerOutcome:
-    return TriggerOutcome(SafetyCheck(name=name, passed=True, detail=detail))
-
-
-def _tripped(name: str, scope: TriggerScope, symbol: str | None, detail: str) -> TriggerOutcome:
+def _outcome(name: str, measure: TriggerMeasure, symbol: str | None, detail: str) -> TriggerOutcome:
+    """The check, passed as the measure says, and its trip when the measure trips: of
+    ``symbol`` alone, or of every symbol (None)."""
+    check = SafetyCheck(name=name, passed=measure.passed, detail=detail)
+    if not measure.trips:
+        return TriggerOutcome(check)
     where = "all symbols" if symbol is None else symbol
+    scope: TriggerScope = "global" if symbol is None else "symbol"
     trip = Trip(name=name, scope=scope, symbol=symbol, reason=f"{name} pauses {where}: {detail}")
-    return TriggerOutcome(SafetyCheck(name=name, passed=False, detail=detail), trip)
+    return TriggerOutcome(check, trip)
