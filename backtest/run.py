@@ -23,11 +23,12 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast, get_type_hints
+from typing import Any, NamedTuple, cast, get_type_hints
 
 from agents.chat_backend import ChatBackend
 from backtest.control import BacktestControl
 from backtest.market import SeriesView
+from backtest.plan import MarketPlan, PlannedBlock
 from core.candles import CandleWindow
 from core.decision import Abstained, Decision, Mode
 from core.market_features import MIN_BARS, SnapshotBatch, market_snapshot
@@ -37,9 +38,19 @@ from core.trading import FillView, quote_of
 from execution.backtest import BacktestBroker
 from graph.builder import STEPS, NodeFunction
 from graph.engine import config_hash, pause_for
+from graph.fusion import Fused, fuse_opinions, opinions_from, rl_score
+from graph.nodes import daily_equity, not_sent, policy_opinion, rl_unusable, send_order
 from graph.record import build_decision
 from graph.state import BookInputs, ControlView, DecisionRequest, DecisionServices, DecisionState
 from rl.registry import ActiveModel
+from safety.gate import GATE_CHECKS, GateFigures, GateRuling, rule_gate
+from safety.triggers import (
+    TRIGGER_NAMES,
+    CircuitReading,
+    TriggerFacts,
+    newest_candle_reading,
+    rule_triggers,
+)
 
 MODE: Mode = "backtest"
 Steps = tuple[tuple[str, NodeFunction], ...]
@@ -93,6 +104,22 @@ class BacktestResult:
     @property
     def bars_per_second(self) -> float:
         return len(self.bars) / self.seconds if self.seconds > 0 else 0.0
+
+
+class Ruled(NamedTuple):
+    """A planned bar's rulings and the book figures its bar record keeps."""
+
+    proposal: Fused
+    trips: tuple[str, ...]  # the triggers that trip
+    gate: GateRuling
+    equity: float
+    holding: bool
+
+
+# What fusion proposes when every signal abstained (graph.fusion.fuse's hold), and the
+# triggers' passes when a research run switches them off (safety.triggers.triggers_off).
+HOLD = Fused("hold", 0.0, 0.0, 0.0, {})
+TRIGGERS_PASS = (True,) * len(TRIGGER_NAMES)
 
 
 class Backtest:
@@ -274,7 +301,9 @@ class Backtest:
         debated = block.debated
         debate = (float(debated.score[row]), float(debated.confidence[row]))
         # A candle file carries no news: the sentiment abstains at every bar.
-        fused = fuse_opinions(opinions_from(debate, opinion, None), settings.fusion, settings.limits)
+        fused = fuse_opinions(
+            opinions_from(debate, opinion, None), settings.fusion, settings.limits
+        )
         quote = quote_of(symbol)
         equity = daily_equity(portfolio, quote)
         triggers = (
@@ -339,20 +368,15 @@ class Backtest:
         """Carry out a planned bar's ruling: the order (if any) sent, the bar recorded."""
         gate, proposal = ruled.gate, ruled.proposal
         failed = tuple(name for name, ok in zip(GATE_CHECKS, gate.passed, strict=True) if not ok)
-        request = self.request(as_of) if gate.action != "hold" else None
-        sent = (
-            send_order(
-                request,
-                gate.verdict,
-                gate.action,
-                gate.size,
-                failed,
-                float(self.series.close[index]),
-                self.broker,
+        request = None
+        if gate.verdict == "blocked" or gate.action == "hold":
+            sent = not_sent(gate.verdict, failed)
+        else:
+            request = self.request(as_of)
+            close = float(self.series.close[index])
+            sent = send_order(
+                request, gate.verdict, gate.action, gate.size, failed, close, self.broker
             )
-            if request is not None
-            else not_sent(gate.verdict, gate.action, failed)
-        )
         self._previous = as_of
         executed = sent.status == "executed"
         return BarRecord(
@@ -387,22 +411,6 @@ class Backtest:
             previous_decision_at=self._previous,
             api_error_times=(),
         )
-
-
-class Ruled(NamedTuple):
-    """A planned bar's rulings and the book figures its bar record keeps."""
-
-    proposal: Fused
-    trips: tuple[str, ...]  # the triggers that trip
-    gate: GateRuling
-    equity: float
-    holding: bool
-
-
-# What fusion proposes when every signal abstained (graph.fusion.fuse's hold), and the
-# triggers' passes when a research run switches them off (safety.triggers.triggers_off).
-HOLD = Fused("hold", 0.0, 0.0, 0.0, {})
-TRIGGERS_PASS = (True,) * len(TRIGGER_NAMES)
 
 
 def _check_agrees(ruled: Ruled, state: DecisionState) -> None:

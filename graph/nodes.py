@@ -226,12 +226,7 @@ def gate(state: DecisionState, services: DecisionServices) -> DecisionState:
     # The rl node has read the book when it had a model to ask; otherwise it is read here.
     book = state["book"] if "book" in state else services.book(request)
     quote = quote_of(request.symbol)
-    currency = book.portfolio.currencies.get(quote)
-    equity = DailyEquity(
-        quote=quote,
-        at_day_start=currency.day_start_equity if currency else 0.0,
-        now=currency.equity if currency else 0.0,
-    )
+    equity = daily_equity(book.portfolio, quote)
     triggers = (
         evaluate_triggers(
             TriggerInputs(
@@ -277,6 +272,17 @@ def gate(state: DecisionState, services: DecisionServices) -> DecisionState:
     return {"book": book, "triggers": triggers, "safety": safety}
 
 
+def daily_equity(portfolio: PortfolioView, quote: str) -> DailyEquity:
+    """The quote currency's equity now and at 00:00 UTC, as the triggers and the gate read
+    it: 0 for a currency the book does not hold."""
+    currency = portfolio.currencies.get(quote)
+    return DailyEquity(
+        quote=quote,
+        at_day_start=currency.day_start_equity if currency else 0.0,
+        now=currency.equity if currency else 0.0,
+    )
+
+
 def execute(state: DecisionState, services: DecisionServices) -> DecisionState:
     """Send what the gate let through to the broker, which re-checks the control state."""
     request, safety = state["request"], state["safety"]
@@ -316,10 +322,8 @@ def send_order(
 ) -> Sent:
     """The gate's ruling sent on: nothing for a block, a hold or a decide-only run; else an
     order at ``reference`` that fills at the next candle's open."""
-    if verdict == "blocked":
-        return Sent("not_executed", f"blocked: {', '.join(failed_checks)}", None)
-    if action == "hold":
-        return Sent("not_executed", "hold: nothing to do", None)
+    if verdict == "blocked" or action == "hold":
+        return not_sent(verdict, failed_checks)
     if not request.place_orders:
         return Sent("not_executed", "decide-only run: no order sent", None)
     outcome = broker.submit(
@@ -339,3 +343,10 @@ def send_order(
         reason = f"{broker.name} {outcome.status} the order: {outcome.reason}"
         return Sent("not_executed", reason, outcome)
     return Sent("executed", "order placed; it fills at the next candle's open", outcome)
+
+
+def not_sent(verdict: Verdict, failed_checks: tuple[str, ...]) -> Sent:
+    """What a blocked ruling or a hold comes to: no order, and why."""
+    if verdict == "blocked":
+        return Sent("not_executed", f"blocked: {', '.join(failed_checks)}", None)
+    return Sent("not_executed", "hold: nothing to do", None)

@@ -307,14 +307,26 @@ def circuit_reading(candles: CandleWindow) -> CircuitReading | None:
     None with fewer than CIRCUIT_BREAKER_MIN_CANDLES."""
     if len(candles) < CIRCUIT_BREAKER_MIN_CANDLES:
         return None
-    high, low, close = float(candles.high[-1]), float(candles.low[-1]), float(candles.close[-1])
-    previous = float(candles.close[-2])
-    true_range = max(high - low, abs(high - previous), abs(low - previous))
     before = atr(
         candles.high[:-1], candles.low[:-1], candles.close[:-1], CIRCUIT_BREAKER_ATR_PERIOD
     )
-    close_time = int(candles.open_time[-1]) + candles.timeframe_ms
-    return CircuitReading(true_range, float(before[-1]), close, previous, close_time)
+    return newest_candle_reading(
+        float(candles.high[-1]),
+        float(candles.low[-1]),
+        float(candles.close[-1]),
+        float(candles.close[-2]),
+        int(candles.open_time[-1]) + candles.timeframe_ms,
+        float(before[-1]),
+    )
+
+
+def newest_candle_reading(
+    high: float, low: float, close: float, previous: float, close_time: int, atr_before: float
+) -> CircuitReading:
+    """The reading of a candle given its prices, the previous close and the ATR of the
+    candles before it (a backtest takes every bar's ATR in one block)."""
+    true_range = max(high - low, abs(high - previous), abs(low - previous))
+    return CircuitReading(true_range, atr_before, close, previous, close_time)
 
 
 def circuit_move(reading: CircuitReading | None, limits: RiskLimits) -> CircuitMove:
