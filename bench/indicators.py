@@ -100,8 +100,10 @@ def main() -> None:
         print(json.dumps(figures, indent=2))
         return
     print(f"{windows} windows of {LOOKBACK} bars ({DATA.name}), blocks of {arguments.block}")
-    print(f"load average (1 min): {figures['load_average_before']:.2f} before, "
-          f"{figures['load_average_after']:.2f} after, on {os.cpu_count()} CPUs")
+    print(
+        f"load average (1 min): {figures['load_average_before']:.2f} before, "
+        f"{figures['load_average_after']:.2f} after, on {os.cpu_count()} CPUs"
+    )
     print(f"indicators, block:        {figures['block_us_per_window']:8.1f} µs/window")
     print(f"indicators, one by one:   {figures['one_by_one_us_per_window']:8.1f} µs/window")
     print(f"breaker ATR, block:       {figures['breaker_block_us_per_window']:8.1f} µs/window")

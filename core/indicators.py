@@ -25,9 +25,8 @@ operations, so the same floats.
 """
 
 import math
-from typing import Any
-
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
@@ -90,7 +89,7 @@ def bollinger(
     """Bollinger bands (upper, middle, lower): SMA ± num_std population standard
     deviations over the last ``period`` closes, defined from index period-1."""
     _check_period(period)
-    prices = _as_floats(close)
+    prices = _bars_contiguous(_as_floats(close))
     middle = _nan_like(prices)
     spread = _nan_like(prices)
     if prices.shape[-1] >= period:
@@ -119,7 +118,7 @@ def volume_zscore(volume: FloatArray, period: int = 20) -> FloatArray:
     of the ``period`` bars before it (the bar itself excluded, so a spike is measured
     against what came before). Defined from index ``period``."""
     _check_period(period)
-    volumes = _as_floats(volume)
+    volumes = _bars_contiguous(_as_floats(volume))
     out = _nan_like(volumes)
     if volumes.shape[-1] <= period:
         return out
@@ -134,6 +133,15 @@ def volume_zscore(volume: FloatArray, period: int = 20) -> FloatArray:
     now = volumes[..., period:]
     out[..., period:] = np.divide(now - mean, std, out=np.zeros_like(mean), where=varied)
     return out
+
+
+def _bars_contiguous(values: FloatArray) -> FloatArray:
+    """``values`` with each window's bars adjacent in memory (copied if they are not): a
+    window's sum then runs in the order it runs for the window alone (numpy sums pairwise
+    along a contiguous axis, one by one along a strided one: not the same floats)."""
+    if values.strides[-1] == values.itemsize:
+        return values
+    return np.ascontiguousarray(values)
 
 
 def _rolling_mean_std(windows: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -219,7 +227,9 @@ def _windowed_series(values: FloatArray) -> FloatArray | None:
     if values.strides != (values.itemsize, values.itemsize):
         return None
     rows, width = values.shape
-    return as_strided(values, shape=(rows + width - 1,), strides=(values.itemsize,), writeable=False)
+    return as_strided(
+        values, shape=(rows + width - 1,), strides=(values.itemsize,), writeable=False
+    )
 
 
 # One step of a recursion: a float for a series, a column of floats for rows of windows.
