@@ -12,14 +12,24 @@ Python version's ``sum`` algorithm.
 Every function also takes a 2-d array, one window per row (a backtest's windows, one per
 bar), and computes each row exactly as it would the row alone: the recursions step through
 the columns with the same float operations, so a row's values are bitwise those of its
-1-d call (tests/test_indicators.py).
+1-d call (tests/test_indicators.py, tests/test_snapshot_batch.py). For rows the recursions
+work time-major: each step reads and writes one contiguous vector (a column of the rows),
+and the 2-d results are laid out so (Fortran order: shape (rows, bars), memory bar by bar).
+
+Rows that are consecutive windows of one series (a sliding_window_view: row r is
+series[r : r + width]) are recognised by their layout and computed from the series where
+the value of a bar does not depend on the window: element-wise inputs (changes, gains,
+true ranges) once per bar instead of once per window and bar, and the seeds' fsums over
+runs of one Python list of the series instead of a list per row. Same numbers, same
+operations, so the same floats.
 """
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from core.candles import FloatArray
 
@@ -39,9 +49,10 @@ def rsi(close: FloatArray, period: int = 14) -> FloatArray:
     undefined. TA-Lib reports 0 there, which would read as "maximally oversold".
     """
     _check_period(period)
-    change = np.diff(_as_floats(close))
-    gain = _wilder(np.maximum(change, 0.0), period)
-    loss = _wilder(np.maximum(-change, 0.0), period)
+    prices = _as_floats(close)
+    change = _elementwise(np.subtract, prices[..., 1:], prices[..., :-1])
+    gain = _wilder(_elementwise(_gains, change), period)
+    loss = _wilder(_elementwise(_losses, change), period)
     total = gain + loss
     # 100 * (gain / total) in TA-Lib's operation order; left NaN where total is 0 or NaN.
     share = np.divide(gain, total, out=_nan_like(total), where=total > 0.0)
@@ -78,7 +89,7 @@ def bollinger(
     """Bollinger bands (upper, middle, lower): SMA ± num_std population standard
     deviations over the last ``period`` closes, defined from index period-1."""
     _check_period(period)
-    prices = _as_floats(close)
+    prices = _bars_contiguous(_as_floats(close))
     middle = _nan_like(prices)
     spread = _nan_like(prices)
     if prices.shape[-1] >= period:
@@ -98,12 +109,7 @@ def atr(high: FloatArray, low: FloatArray, close: FloatArray, period: int = 14) 
     highs, lows, closes = _as_floats(high), _as_floats(low), _as_floats(close)
     if not highs.shape == lows.shape == closes.shape:
         raise ValueError("high, low and close must have the same length")
-    previous = closes[..., :-1]
-    high_now, low_now = highs[..., 1:], lows[..., 1:]
-    true_range = np.maximum(
-        high_now - low_now,
-        np.maximum(np.abs(high_now - previous), np.abs(low_now - previous)),
-    )
+    true_range = _elementwise(_true_range, highs[..., 1:], lows[..., 1:], closes[..., :-1])
     return _pad_front(_wilder(true_range, period))
 
 
@@ -112,7 +118,7 @@ def volume_zscore(volume: FloatArray, period: int = 20) -> FloatArray:
     of the ``period`` bars before it (the bar itself excluded, so a spike is measured
     against what came before). Defined from index ``period``."""
     _check_period(period)
-    volumes = _as_floats(volume)
+    volumes = _bars_contiguous(_as_floats(volume))
     out = _nan_like(volumes)
     if volumes.shape[-1] <= period:
         return out
@@ -127,6 +133,15 @@ def volume_zscore(volume: FloatArray, period: int = 20) -> FloatArray:
     now = volumes[..., period:]
     out[..., period:] = np.divide(now - mean, std, out=np.zeros_like(mean), where=varied)
     return out
+
+
+def _bars_contiguous(values: FloatArray) -> FloatArray:
+    """``values`` with each window's bars adjacent in memory (copied if they are not): a
+    window's sum then runs in the order it runs for the window alone (numpy sums pairwise
+    along a contiguous axis, one by one along a strided one: not the same floats)."""
+    if values.strides[-1] == values.itemsize:
+        return values
+    return np.ascontiguousarray(values)
 
 
 def _rolling_mean_std(windows: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -155,7 +170,7 @@ def _ema_seeded(values: FloatArray, period: int, seed_index: int) -> FloatArray:
         # Same operation order as TA-Lib: ((x - prev) * k) + prev.
         level = (item - level) * alpha + level
         levels.append(level)
-    out[..., seed_index:] = _joined(levels)
+    _store(out, seed_index, levels)
     return out
 
 
@@ -172,8 +187,49 @@ def _wilder(values: FloatArray, period: int) -> FloatArray:
         # TA-Lib's order: (prev * (n-1) + x) / n.
         level = (level * keep + item) / period
         levels.append(level)
-    out[..., period - 1 :] = _joined(levels)
+    _store(out, period - 1, levels)
     return out
+
+
+def _gains(change: FloatArray) -> FloatArray:
+    return np.maximum(change, 0.0)
+
+
+def _losses(change: FloatArray) -> FloatArray:
+    return np.maximum(-change, 0.0)
+
+
+def _true_range(high: FloatArray, low: FloatArray, previous_close: FloatArray) -> FloatArray:
+    return np.maximum(
+        high - low, np.maximum(np.abs(high - previous_close), np.abs(low - previous_close))
+    )
+
+
+def _elementwise(function: Callable[..., FloatArray], *arrays: FloatArray) -> FloatArray:
+    """``function`` (element-wise) of ``arrays``; for rows that are all windows of their
+    series, applied once to the series and windowed again, so the result is such rows too."""
+    series = [_windowed_series(array) for array in arrays]
+    if not all(one is not None for one in series):
+        return function(*arrays)
+    return sliding_window_view(function(*series), arrays[0].shape[-1])
+
+
+def _windowed_series(values: FloatArray) -> FloatArray | None:
+    """The series whose consecutive windows the rows are (row r = series[r : r + width]),
+    or None when ``values`` is not laid out so.
+
+    That layout is one element's step along both axes: element [r, t] sits at series
+    position r + t, and the series spans exactly the memory the rows address, so the 1-d
+    view reads nothing outside them.
+    """
+    if values.ndim != 2 or 0 in values.shape:
+        return None
+    if values.strides != (values.itemsize, values.itemsize):
+        return None
+    rows, width = values.shape
+    return as_strided(
+        values, shape=(rows + width - 1,), strides=(values.itemsize,), writeable=False
+    )
 
 
 # One step of a recursion: a float for a series, a column of floats for rows of windows.
@@ -182,33 +238,43 @@ Step = Any
 
 def _steps(values: FloatArray) -> list[Step]:
     """The values a recursion steps through: Python floats for one series (for ~250 bars a
-    float loop beats numpy's per-call overhead), the columns for rows of windows."""
+    float loop beats numpy's per-call overhead), the columns for rows of windows, each one
+    contiguous vector (the rows transposed once unless their columns already are)."""
     if values.ndim == 1:
         items: list[Step] = values.tolist()
         return items
+    if values.strides[0] != values.itemsize:
+        values = np.ascontiguousarray(values.T).T
     return list(values.T)
 
 
 def _seed_mean(values: FloatArray, period: int) -> Step:
-    """The correctly rounded mean of each window's seed values (math.fsum, then / period)."""
+    """The correctly rounded mean of each window's seed values (math.fsum, then / period).
+    Windows of one series read their runs from one list of the series."""
     if values.ndim == 1:
         return math.fsum(values.tolist()) / period
-    return np.array([math.fsum(row) for row in values.tolist()]) / period
+    series = _windowed_series(values)
+    if series is None:
+        return np.array([math.fsum(row) for row in values.tolist()]) / period
+    bars = series.tolist()
+    width = values.shape[-1]
+    return np.array([math.fsum(bars[row : row + width]) for row in range(len(values))]) / period
 
 
-def _joined(levels: list[Step]) -> FloatArray | list[float]:
-    """A recursion's levels in the layout of its input: a list for one series, a column per
-    step for rows of windows."""
-    if levels and isinstance(levels[0], np.ndarray):
-        return np.stack(levels, axis=-1)
-    floats: list[float] = levels
-    return floats
+def _store(out: FloatArray, start: int, levels: list[Step]) -> None:
+    """A recursion's levels into ``out`` from index ``start`` on: a list of floats for one
+    series, a column per step (one contiguous write each) for rows of windows."""
+    if out.ndim == 1:
+        out[start:] = levels
+    else:
+        np.stack(levels, out=out.T[start:])
 
 
 def _pad_front(values: FloatArray) -> FloatArray:
     """``values`` one step longer at the front, with NaN there (the first bar has no change)."""
-    front = np.full((*values.shape[:-1], 1), np.nan)
-    return np.concatenate((front, values), axis=-1)
+    out = np.full((*values.shape[:-1], values.shape[-1] + 1), np.nan, order="F")
+    out[..., 1:] = values
+    return out
 
 
 def _as_floats(values: FloatArray) -> FloatArray:
@@ -219,7 +285,8 @@ def _as_floats(values: FloatArray) -> FloatArray:
 
 
 def _nan_like(values: FloatArray) -> FloatArray:
-    return np.full(values.shape, np.nan)
+    """NaN in ``values``' shape; rows of windows laid out time-major (see the module)."""
+    return np.full(values.shape, np.nan, order="F")
 
 
 def _check_period(period: int) -> None:

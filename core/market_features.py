@@ -120,8 +120,12 @@ def _raw(close: FloatArray, high: FloatArray, low: FloatArray, volume: FloatArra
     line, signal, hist = indicators.macd(close, MACD_FAST, MACD_SLOW, MACD_SIGNAL)
     upper, middle, lower = indicators.bollinger(close[..., -BB_PERIOD:], BB_PERIOD, BB_STD)
     atr = indicators.atr(high, low, close, ATR_PERIOD)
-    # Left NaN at a zero close (reported by _finite if it is the last one).
-    atr_pct = np.divide(atr, close, out=np.full(atr.shape, np.nan), where=close != 0)
+    # Left NaN at a zero close (reported by _finite if it is the last one). Over rows of
+    # windows the ATR is laid out time-major (core.indicators) and the closes are windows
+    # of one series: transposed (a no-op for one window), numpy steps through both in
+    # memory order, ~15 times faster than over the rows.
+    by_bar, closes = atr.T, close.T
+    atr_pct = np.divide(by_bar, closes, out=np.full_like(by_bar, np.nan), where=closes != 0).T
     ema = indicators.ema(close, EMA_PERIOD)
     volume_z = indicators.volume_zscore(volume[..., -VOLUME_PERIOD - 1 :], VOLUME_PERIOD)
     return _Raw(
@@ -249,14 +253,22 @@ class SnapshotBatch:
     ``series``, their indicators computed together, a block of windows at a time (rows of
     windows: core.indicators), so each is bitwise what market_snapshot gives for it alone.
     Any other window (a shorter one near the start, one not cut from ``series``) is handed
-    to market_snapshot itself."""
+    to market_snapshot itself.
 
-    BLOCK = 1024  # windows computed together: ≈ 2 MB per indicator array
+    Row r of the series' windows ends at bar r + lookback - 1; block b holds rows
+    b * BLOCK up to (b + 1) * BLOCK, as sliding windows of the series, which the
+    indicators compute from the series wherever a value does not depend on the window.
+    """
+
+    # Windows computed together: ≈ 8 MB per indicator array. Larger blocks spread the
+    # recursions' per-step cost over more windows (docs/BENCHMARKS.md, bench/indicators.py).
+    BLOCK = 4096
 
     def __init__(self, series: CandleWindow, lookback: int) -> None:
         self._series = series
         self._lookback = lookback
         self._blocks: dict[int, _Raw] = {}
+        self._breaker_blocks: dict[tuple[int, int], FloatArray] = {}
 
     def snapshot(self, window: CandleWindow, as_of: int) -> MarketSnapshot:
         row = self._row_of(window)
@@ -264,9 +276,46 @@ class SnapshotBatch:
             return market_snapshot(window, as_of)
         last_close = _closed_by(window, as_of)
         block, offset = divmod(row, self.BLOCK)
-        raw = self._block(block).row(offset)
+        raw = self.raw_block(block).row(offset)
         values = _named(raw, len(window), f"to {format_timestamp(last_close)}")
         return _snapshot(window, as_of, last_close, values)
+
+    def raw_block(self, block: int) -> _Raw:
+        """The indicator values of the block's windows, one entry per row: row ``offset`` is
+        bitwise _raw of the window ending at bar block * BLOCK + offset + lookback - 1."""
+        if block not in self._blocks:
+            close, high, low, volume = self._windows(block, self._lookback)
+            self._blocks = {block: _raw(close, high, low, volume)}  # a backtest walks forward
+        return self._blocks[block]
+
+    def breaker_atr_block(self, block: int, period: int) -> FloatArray:
+        """For each of the block's windows, the last ATR(``period``) of the window without its
+        newest candle: bitwise ``indicators.atr(high[:-1], low[:-1], close[:-1], period)[-1]``
+        of that window (the circuit breaker's measure of a normal move)."""
+        key = (block, period)
+        if key not in self._breaker_blocks:
+            close, high, low, _ = self._windows(block, self._lookback - 1)
+            atr = indicators.atr(high, low, close, period)[..., -1]
+            self._breaker_blocks = {key: np.ascontiguousarray(atr)}
+        return self._breaker_blocks[key]
+
+    def _windows(self, block: int, width: int) -> tuple[FloatArray, ...]:
+        """close, high, low and volume of the block's windows, each cut to its first
+        ``width`` bars: sliding views of the series, nothing copied."""
+        first = block * self.BLOCK
+        stop = min(first + self.BLOCK, len(self._series) - self._lookback + 1)
+        if stop <= first:
+            raise IndexError(f"block {block} holds no {self._lookback}-bar window of the series")
+        bars = slice(first, stop - 1 + width)
+        return tuple(
+            sliding_window_view(column[bars], width)
+            for column in (
+                self._series.close,
+                self._series.high,
+                self._series.low,
+                self._series.volume,
+            )
+        )
 
     def _row_of(self, window: CandleWindow) -> int | None:
         """The row of ``window`` among the series' full windows (row r ends at bar r +
@@ -289,19 +338,3 @@ class SnapshotBatch:
         ):
             return None
         return start
-
-    def _block(self, block: int) -> _Raw:
-        if block not in self._blocks:
-            first = block * self.BLOCK
-            stop = min(first + self.BLOCK, len(self._series) - self._lookback + 1)
-            columns = (
-                sliding_window_view(column, self._lookback)[first:stop]
-                for column in (
-                    self._series.close,
-                    self._series.high,
-                    self._series.low,
-                    self._series.volume,
-                )
-            )
-            self._blocks = {block: _raw(*columns)}  # a backtest walks forward: keep one
-        return self._blocks[block]
