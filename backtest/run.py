@@ -100,6 +100,7 @@ class BacktestResult:
     seconds: float
     node_seconds: dict[str, float]
     records: dict[int, Decision] = field(default_factory=dict)  # as_of → full record
+    planned_bars: int = 0  # decided from the plan and the rulings, not through the steps
 
     @property
     def bars_per_second(self) -> float:
@@ -159,6 +160,7 @@ class Backtest:
         )
         self.node_seconds = dict.fromkeys((name for name, _ in steps), 0.0)
         self._previous: int | None = None
+        self.planned_bars = 0
 
     def services_over(self, series: CandleWindow) -> DecisionServices:
         """The decision path's services with the market read from ``series`` (the lookahead
@@ -281,6 +283,7 @@ class Backtest:
         located = None if keep_record or self.plan is None else self.plan.locate(index)
         ruled = None if located is None else self._rule(index, as_of, *located)
         if ruled is not None and not ruled.trips:
+            self.planned_bars += 1
             return self._send(index, as_of, ruled), None
         state = self.decide(index)
         if ruled is not None:
@@ -509,4 +512,5 @@ def run_backtest(
         seconds=seconds,
         node_seconds=backtest.node_seconds,
         records=records,
+        planned_bars=backtest.planned_bars,
     )

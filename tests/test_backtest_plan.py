@@ -1,0 +1,109 @@
+"""A backtest decides most bars from its plan and the steps' rulings, without the words; the
+bars it decides so must be, field for field, the bars the steps themselves decide. Each run
+here is made twice on the same series: every bar through the steps (its full record kept),
+and the default way — and every bar, every fill and every control change must be equal.
+tests/test_backtest_equivalence.py shows the steps' bars are `sigmax decide`'s."""
+
+from dataclasses import replace
+
+import pytest
+from conftest import shared_csv
+
+from backtest.plan import MarketPlan
+from backtest.run import BacktestResult, decided_indices, run_backtest
+from core.candles import CandleWindow
+from core.decision import Abstained
+from core.settings import Settings
+from ingestion.candle_file import parse_candle_file
+
+NO_MODEL = Abstained(reason="no RL model in this test")
+
+
+def _series(name: str, rows: int) -> CandleWindow:
+    symbol = name.split("-")[0].replace("_", "/")
+    timeframe = name.split("-")[1].removesuffix(".csv")
+    path = shared_csv(name)
+    return parse_candle_file(path.read_bytes(), symbol, timeframe, "import").candles.part(0, rows)
+
+
+def _both_ways(
+    series: CandleWindow, settings: Settings, triggers: bool = True
+) -> tuple[BacktestResult, BacktestResult]:
+    every = [
+        int(series.open_time[index]) + series.timeframe_ms
+        for index in decided_indices(series, None, None)
+    ]
+    steps = run_backtest(series, settings, NO_MODEL, keep=every, triggers=triggers, run_id="r")
+    planned = run_backtest(series, settings, NO_MODEL, triggers=triggers, run_id="r")
+    return steps, planned
+
+
+def _assert_same(steps: BacktestResult, planned: BacktestResult) -> None:
+    assert len(planned.bars) == len(steps.bars)
+    assert steps.planned_bars == 0
+    # The first bars' windows are short of the lookback; nearly all the rest are planned.
+    assert planned.planned_bars > 0.5 * len(planned.bars)
+    for ours, theirs in zip(planned.bars, steps.bars, strict=True):
+        assert ours == theirs, ours.as_of
+    assert planned.fills == steps.fills
+    assert planned.control.changes == steps.control.changes
+    assert planned.broker.portfolio(planned.bars[-1].as_of) == steps.broker.portfolio(
+        steps.bars[-1].as_of
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "rows"),
+    [
+        ("BTC_USDT-5m.csv", 1500),  # a plan of its own past the first block boundary
+        ("XRP_ETH-1m.csv", 1200),  # real gaps: windows with missing candles
+        ("XRP_USDT-5m.csv", 700),  # buys, fills, sells and a circuit-breaker pause
+    ],
+)
+def test_planned_bars_are_the_steps_bars(name: str, rows: int) -> None:
+    steps, planned = _both_ways(_series(name, rows), Settings())
+    _assert_same(steps, planned)
+
+
+def test_planned_bars_trade_and_trip_as_the_steps_do() -> None:
+    """The run above on XRP/USDT holds what a plan must get right: orders sent and refused,
+    fills, trips and the pauses they leave."""
+    steps, planned = _both_ways(_series("XRP_USDT-5m.csv", 700), Settings())
+    kinds = {(bar.action, bar.execution) for bar in planned.bars}
+    assert {("buy", "executed"), ("sell", "executed"), ("sell", "not_executed")} <= kinds
+    assert any(bar.trips for bar in planned.bars)
+    assert any("control_state" in bar.failed_checks for bar in planned.bars)
+    _assert_same(steps, planned)
+
+
+def test_planned_bars_with_other_costs_profile_and_triggers_off() -> None:
+    settings = Settings()
+    settings = settings.model_copy(
+        update={
+            "paper": settings.paper.model_copy(
+                update={"taker_fee": 0.004, "spread_fraction": 0.0025}
+            ),
+            "debate": settings.debate.model_copy(update={"rounds": 4, "early_stop_delta": 0.0}),
+        }
+    )
+    series = _series("ETH_BTC-5m.csv", 900)
+    for triggers in (True, False):
+        steps, planned = _both_ways(series, settings, triggers)
+        _assert_same(steps, planned)
+
+
+def test_a_flat_stretch_is_not_planned_and_says_why() -> None:
+    """Where an indicator is undefined (a market that never moved) the bar is not planned:
+    the steps decide it and their record says the indicators are unavailable."""
+    series = _series("BTC_USDT-5m.csv", 600)
+    flat = series.close.copy()
+    flat[:320] = flat[0]
+    frozen = replace(
+        series, open=flat, high=flat, low=flat, close=flat, volume=series.volume.copy()
+    )
+    plan = MarketPlan(frozen, Settings(), features=False)
+    assert plan.locate(300) is None
+    assert plan.locate(590) is not None
+    steps, planned = _both_ways(frozen, Settings())
+    _assert_same(steps, planned)
+    assert "indicators" in planned.bars[0].failed_checks
