@@ -39,12 +39,16 @@ class PlannedBlock(NamedTuple):
 class MarketPlan:
     """The planned blocks of ``series`` for ``settings``; ``locate`` finds a bar's row."""
 
-    def __init__(self, series: CandleWindow, settings: Settings, features: bool) -> None:
+    def __init__(
+        self, series: CandleWindow, settings: Settings, batch: SnapshotBatch, features: bool
+    ) -> None:
+        """``batch``: the indicators of ``series``' lookback windows; ``features``: whether
+        an RL model asks for its features."""
         self._series = series
         self._settings = settings
         self._features = features
         self._lookback = settings.lookback_bars
-        self._batch = SnapshotBatch(series, self._lookback)
+        self._batch = batch
         self._blocks: dict[int, PlannedBlock] = {}
 
     def locate(self, index: int) -> tuple[PlannedBlock, int] | None:

@@ -150,11 +150,13 @@ class Backtest:
         self.run_id = run_id or str(uuid.uuid4())
         self.control = BacktestControl(settings)
         self.broker = BacktestBroker(series, settings.paper, self.control.current)
-        self.services = self.services_over(series)
+        # One block of indicators serves the plan and the bars the steps decide.
+        batch = SnapshotBatch(series, settings.lookback_bars)
+        self.services = self.services_over(series, batch)
         self.config_hash = config_hash(settings, rl_model)
         # Model-backed agents are asked bar by bar (their replies are cached for replays).
         self.plan = (
-            MarketPlan(series, settings, features=not isinstance(rl_model, Abstained))
+            MarketPlan(series, settings, batch, features=not isinstance(rl_model, Abstained))
             if batched and not self.chat
             else None
         )
@@ -162,15 +164,17 @@ class Backtest:
         self._previous: int | None = None
         self.planned_bars = 0
 
-    def services_over(self, series: CandleWindow) -> DecisionServices:
+    def services_over(
+        self, series: CandleWindow, batch: SnapshotBatch | None = None
+    ) -> DecisionServices:
         """The decision path's services with the market read from ``series`` (the lookahead
         analysis hands in a poisoned twin) and this run's book and control state; batched,
-        the indicators of the series' windows are computed a block at a time."""
-        snapshot = (
-            SnapshotBatch(series, self.settings.lookback_bars).snapshot
-            if self.batched
-            else market_snapshot
-        )
+        the indicators of the series' windows are computed a block at a time (by ``batch``,
+        one over ``series``, when given)."""
+        if self.batched:
+            snapshot = (batch or SnapshotBatch(series, self.settings.lookback_bars)).snapshot
+        else:
+            snapshot = market_snapshot
         return DecisionServices(
             settings=self.settings,
             market_view=lambda as_of: SeriesView(series, as_of),

@@ -13,6 +13,7 @@ from backtest.plan import MarketPlan
 from backtest.run import BacktestResult, decided_indices, run_backtest
 from core.candles import CandleWindow
 from core.decision import Abstained
+from core.market_features import SnapshotBatch
 from core.settings import Settings
 from ingestion.candle_file import parse_candle_file
 
@@ -101,7 +102,7 @@ def test_a_flat_stretch_is_not_planned_and_says_why() -> None:
     frozen = replace(
         series, open=flat, high=flat, low=flat, close=flat, volume=series.volume.copy()
     )
-    plan = MarketPlan(frozen, Settings(), features=False)
+    plan = MarketPlan(frozen, Settings(), SnapshotBatch(frozen, 250), features=False)
     assert plan.locate(300) is None
     assert plan.locate(590) is not None
     steps, planned = _both_ways(frozen, Settings())
