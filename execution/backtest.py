@@ -86,8 +86,9 @@ class _Read:
     """The last portfolio read and what it was made of: a read of the same fills, day and
     open buys is that view again, its marks moved when a new close has come."""
 
-    fills: int  # every fill booked by then, whenever it was filled
-    booked: int  # of them, those filled by the read's instant
+    # The fills filled by the read's instant: fills are never taken back, so as many again
+    # are the same ones.
+    booked: int
     day_start: int
     open_buys: dict[str, float]
     mark: int | None  # the candle the positions are marked at (None: flat, or no close yet)
@@ -117,8 +118,12 @@ class BacktestBroker:
         self._fills: list[FillView] = []  # in time order (booking order among equal times)
         self._fill_times: list[int] = []  # their filled_at, for the bisections
         self._ledger = Ledger()  # replayed from every fill booked so far, in that order
+        # The ledger of the first few fills, moved forward as the days pass: the day's
+        # opening book is replayed from the fills it has not seen yet, not from the first.
+        self._early = Ledger()
+        self._early_fills = 0
         self._journal_seq = 0
-        self._opening: tuple[int, int, int, Book] | None = None  # (day, fills, by day, book)
+        self._opening: tuple[int, int, Book] | None = None  # (day start, fills by then, book)
         self._read: _Read | None = None
 
     @property
@@ -193,7 +198,7 @@ class BacktestBroker:
         read = self._read
         if (
             read is not None
-            and (read.fills, read.booked, read.day_start) == (len(self._fills), booked, day_start)
+            and (read.booked, read.day_start) == (booked, day_start)
             and read.open_buys == open_buys
         ):
             if not read.view.holdings:
@@ -209,7 +214,7 @@ class BacktestBroker:
         # A fill at 00:00 sharp belongs to the new day; a close at 00:00 is its price.
         opening = self._day_opening(day_start)
         view = portfolio_view(now_ms, day_start, now, opening, open_buys, self._settings)
-        self._read = _Read(len(self._fills), booked, day_start, open_buys, mark, view)
+        self._read = _Read(booked, day_start, open_buys, mark, view)
         return view
 
     # --- inside -------------------------------------------------------------------------------
@@ -227,13 +232,16 @@ class BacktestBroker:
         """How many of the fills (in time order) were filled by ``at_ms``."""
         return bisect_right(self._fill_times, at_ms)
 
-    def _book(self, booked: int, mark: int | None, *, kept: bool = False) -> Book:
-        """The ledger of the first ``booked`` fills, marked at the close of candle ``mark``;
-        ``kept``: the book outlives this call, so it gets a ledger of its own."""
+    def _book(self, booked: int, mark: int | None) -> Book:
+        """The book of the first ``booked`` fills, marked at the close of candle ``mark``."""
         if booked == len(self._fills):
-            ledger = self._ledger.copy() if kept else self._ledger
+            ledger = self._ledger
         else:
             ledger = replay(_records(self._fills[:booked]))
+        return self._marked(ledger, booked, mark)
+
+    def _marked(self, ledger: Ledger, booked: int, mark: int | None) -> Book:
+        """``ledger`` (of the first ``booked`` fills) marked at the close of candle ``mark``."""
         marks: dict[str, float] = {}
         for symbol in ledger.positions:
             if mark is not None:
@@ -248,12 +256,18 @@ class BacktestBroker:
     def _day_opening(self, day_start: int) -> Book:
         """The book at the start of the day, kept until the day or its fills change."""
         booked = self._booked_by(day_start - 1)
-        key = (day_start, len(self._fills), booked)
         cached = self._opening
-        if cached is None or cached[:3] != key:
-            cached = (*key, self._book(booked, self._last_closed(day_start), kept=True))
+        if cached is None or cached[:2] != (day_start, booked):
+            if booked < self._early_fills:
+                self._early, self._early_fills = Ledger(), 0
+            for fill in self._fills[self._early_fills : booked]:
+                self._early.apply(_record(fill))
+            self._early_fills = booked
+            # A ledger of its own: the early one moves on with the days.
+            ledger = self._early.copy()
+            cached = (day_start, booked, self._marked(ledger, booked, self._last_closed(day_start)))
             self._opening = cached
-        return cached[3]
+        return cached[2]
 
     def _last_closed(self, at_ms: int) -> int | None:
         """The index of the newest candle closed by ``at_ms``."""
@@ -305,10 +319,12 @@ class BacktestBroker:
         self._fill_times.insert(at, fill.filled_at)
         if at == len(self._fills) - 1:
             self._ledger.apply(_record(fill))
-        else:
-            # Filled before one booked already (an order placed late with an early not_before):
-            # the ledger is replayed in time order, as a read of any instant replays it.
-            self._ledger = replay(_records(self._fills))
+            return
+        # Filled before one booked already (an order placed late with an early not_before):
+        # the ledgers are replayed in time order, as a read of any instant replays them.
+        self._ledger = replay(_records(self._fills))
+        if at < self._early_fills:
+            self._early, self._early_fills = Ledger(), 0
 
 
 def _stamped(view: PortfolioView, as_of: int) -> PortfolioView:
