@@ -47,12 +47,6 @@ class Ledger:
     closed_trades: tuple[ClosedTrade, ...] = ()
     _open_pnl: dict[str, float] = field(default_factory=dict)
 
-    def copy(self) -> "Ledger":
-        """A ledger of its own that later fills applied to this one leave as it is."""
-        return Ledger(
-            dict(self.cash_flow), dict(self.positions), self.closed_trades, dict(self._open_pnl)
-        )
-
     def apply(self, fill: FillRecord) -> None:
         quote = quote_of(fill.symbol)
         notional = fill.quantity * fill.price

@@ -263,9 +263,9 @@ class BacktestBroker:
             for fill in self._fills[self._early_fills : booked]:
                 self._early.apply(_record(fill))
             self._early_fills = booked
-            # A ledger of its own: the early one moves on with the days.
-            ledger = self._early.copy()
-            cached = (day_start, booked, self._marked(ledger, booked, self._last_closed(day_start)))
+            # The early ledger moves on only here, and the book marked on it with it.
+            opening = self._marked(self._early, booked, self._last_closed(day_start))
+            cached = (day_start, booked, opening)
             self._opening = cached
         return cached[2]
 
