@@ -8,8 +8,8 @@ Nothing is written to the database: a backtest must not pause live trading.
 
 from core.decision import ControlStateName
 from core.settings import Settings
-from safety.control import AUTO_RESUME_ACTOR, ended_cool_down, resume_reason
-from storage.control import NEVER_CHANGED, STRICTNESS, ControlState
+from safety.control import AUTO_RESUME_ACTOR, cool_downs_ended, resume_reason, standing_pause
+from storage.control import NEVER_CHANGED, ControlState, precedence
 
 
 class BacktestControl:
@@ -24,7 +24,7 @@ class BacktestControl:
         held = [state for state in scopes if state is not None]
         if not held:
             return NEVER_CHANGED
-        return max(held, key=lambda state: (STRICTNESS[state.state], state.journal_seq or 0))
+        return max(held, key=lambda state: precedence(state.state, state.journal_seq))
 
     def pause(
         self,
@@ -34,21 +34,22 @@ class BacktestControl:
         symbol: str | None = None,
         cool_down_until: int | None = None,
     ) -> ControlState:
-        """PAUSE a scope, as ControlService.pause does (a backtest never HALTs)."""
-        own = self._scopes.get(symbol)
-        if own is not None and own.state == "PAUSED" and own.cool_down_until is None:
-            return own
+        """PAUSE a scope, as ControlService.pause does."""
+        own = self._scopes.get(symbol, NEVER_CHANGED)
+        standing = standing_pause(own, symbol)
+        if standing is not None:
+            return standing
         return self._record("PAUSED", reason, actor, now_ms, symbol, cool_down_until)
 
     def auto_resume_due(self, now_ms: int) -> list[ControlState]:
         """Resume every PAUSED scope whose cool-down has ended (ControlService.auto_resume_due)."""
         if not self._auto_resume:
             return []
+        # Global first, then the symbols in order: the order the database lists scopes in.
+        scopes = [state for _, state in sorted(self._scopes.items(), key=lambda i: i[0] or "")]
         return [
             self._record("ACTIVE", resume_reason(ended), AUTO_RESUME_ACTOR, now_ms, state.symbol)
-            # Global first, then the symbols in order: the order the database lists scopes in.
-            for _, state in sorted(self._scopes.items(), key=lambda item: (item[0] or "",))
-            if (ended := ended_cool_down(state, now_ms)) is not None
+            for state, ended in cool_downs_ended(scopes, now_ms)
         ]
 
     def _record(

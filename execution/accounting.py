@@ -43,7 +43,8 @@ class Ledger:
 
     cash_flow: dict[str, float] = field(default_factory=dict)
     positions: dict[str, Position] = field(default_factory=dict)
-    closed_trades: list[ClosedTrade] = field(default_factory=list)
+    # A tuple, grown by one per close: the book's readers take it as it is, never a copy.
+    closed_trades: tuple[ClosedTrade, ...] = ()
     _open_pnl: dict[str, float] = field(default_factory=dict)
 
     def apply(self, fill: FillRecord) -> None:
@@ -72,22 +73,35 @@ class Ledger:
         if remaining <= DUST:
             del self.positions[fill.symbol]
             pnl = self._open_pnl.pop(fill.symbol)
-            self.closed_trades.append(ClosedTrade(fill.symbol, held.opened_at, fill.filled_at, pnl))
+            closed = ClosedTrade(fill.symbol, held.opened_at, fill.filled_at, pnl)
+            self.closed_trades = (*self.closed_trades, closed)
         else:
             self.positions[fill.symbol] = Position(
                 fill.symbol, remaining, held.cost - released, held.opened_at
             )
 
+    def cash(self, quote: str, starting_balance: float) -> float:
+        """The starting balance plus the cash flow of the fills, in ``quote``."""
+        return starting_balance + self.cash_flow.get(quote, 0.0)
+
+    def held_values(self, mark_prices: Mapping[str, float]) -> dict[str, float]:
+        """Per quote currency, the value of its positions, each marked at its given price."""
+        values: dict[str, float] = {}
+        for symbol, position in self.positions.items():
+            quote = quote_of(symbol)
+            values[quote] = values.get(quote, 0.0) + position.value(mark_prices[symbol])
+        return values
+
     def equity(
         self, quote: str, starting_balance: float, mark_prices: Mapping[str, float]
     ) -> float:
         """Cash plus positions quoted in ``quote``, each marked at its given price."""
-        held = sum(
-            position.value(mark_prices[symbol])
-            for symbol, position in self.positions.items()
-            if quote_of(symbol) == quote
-        )
-        return starting_balance + self.cash_flow.get(quote, 0.0) + held
+        return equity_of(self.cash(quote, starting_balance), self.held_values(mark_prices), quote)
+
+
+def equity_of(cash: float, held_values: Mapping[str, float], quote: str) -> float:
+    """A currency's cash plus the value of the positions quoted in it (``held_values``)."""
+    return cash + held_values.get(quote, 0.0)
 
 
 def equity_fraction(value: float, equity: float) -> float:

@@ -54,13 +54,16 @@ from execution.paper_rules import (
     DAY_MS,
     Book,
     FillTerms,
+    booked_at,
     fill_refusal,
+    fill_window,
     fit_order,
     portfolio_view,
     priced_fill,
     sellable,
     size_order,
     starting_balance,
+    traded_value,
 )
 from storage import orders
 from storage.control import current_in
@@ -106,9 +109,11 @@ class PaperBroker(StoredOrderReads):
         due: list[tuple[OrderRow, CandleRow, CandleRow | None]] = []
         with self._database.session_factory() as session:
             for order in orders.open_orders(session, self.name):
-                latest_open = now_ms - timeframe_ms(order.timeframe)
+                earliest, latest = fill_window(
+                    order.not_before, now_ms, timeframe_ms(order.timeframe)
+                )
                 candle = orders.first_candle_opening(
-                    session, order.symbol, order.timeframe, order.not_before, latest_open
+                    session, order.symbol, order.timeframe, earliest, latest
                 )
                 if candle is not None:
                     previous = orders.last_closed_candle(
@@ -214,9 +219,9 @@ class PaperBroker(StoredOrderReads):
                     )
                     return None
                 quantity = sold
-            traded = 0.0 if previous is None else previous.volume * previous.close
+            traded = 0.0 if previous is None else traded_value(previous.volume, previous.close)
             terms = FillTerms(order.id, order.symbol, side_of(order.side), order.reference_price)
-            filled_at = candle.open_time + timeframe_ms(order.timeframe)
+            filled_at = booked_at(candle.open_time, timeframe_ms(order.timeframe))
             # Booked when its candle has closed: the book at t holds only what t may know.
             fill = priced_fill(terms, quantity, candle.open, traded, filled_at, self._settings)
             reason = f"filled {quantity:.10g} at the open of the candle of {candle.open_time}"

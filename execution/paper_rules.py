@@ -21,7 +21,7 @@ from core.trading import (
     Side,
     quote_of,
 )
-from execution.accounting import DUST, Ledger, equity_fraction
+from execution.accounting import DUST, Ledger, equity_fraction, equity_of
 from storage.control import ControlState
 from storage.models import InstrumentRow
 from storage.orders import Promised
@@ -42,12 +42,9 @@ class Book:
     def equity(self, quote: str, starting_balance: float) -> float:
         return self.ledger.equity(quote, starting_balance, self.marks)
 
-    def held_value(self, quote: str) -> float:
-        return sum(
-            position.value(self.marks[symbol])
-            for symbol, position in self.ledger.positions.items()
-            if quote_of(symbol) == quote
-        )
+    def held_values(self) -> dict[str, float]:
+        """Per quote currency, the marked value of its positions."""
+        return self.ledger.held_values(self.marks)
 
 
 def portfolio_view(
@@ -64,38 +61,57 @@ def portfolio_view(
     after it was traded counts from a starting balance of zero.
     """
     quotes = set(settings.starting_balances) | set(now.ledger.cash_flow)
+    held_now, held_then = now.held_values(), opening.held_values()
     currencies: dict[str, CurrencyView] = {}
     for quote in sorted(quotes):
         start = settings.starting_balances.get(quote, 0.0)
-        equity = now.equity(quote, start)
-        currencies[quote] = CurrencyView(
-            quote=quote,
-            cash=start + now.ledger.cash_flow.get(quote, 0.0),
-            equity=equity,
-            day_start_equity=opening.equity(quote, start),
-            exposure_fraction=equity_fraction(now.held_value(quote), equity),
-        )
-    holdings = {
-        symbol: HoldingView(
-            symbol=symbol,
-            timeframe=now.timeframes[symbol],
-            quantity=position.quantity,
-            cost=position.cost,
-            mark_price=now.marks[symbol],
-            fraction=equity_fraction(
-                position.value(now.marks[symbol]), currencies[quote_of(symbol)].equity
-            ),
-        )
-        for symbol, position in sorted(now.ledger.positions.items())
-    }
+        day_start_equity = equity_of(opening.ledger.cash(quote, start), held_then, quote)
+        cash = now.ledger.cash(quote, start)
+        currencies[quote] = _currency(quote, cash, held_now, day_start_equity)
     return PortfolioView(
         as_of=now_ms,
         day_start=day_start,
         currencies=currencies,
-        holdings=holdings,
-        closed_trades=tuple(now.ledger.closed_trades),
+        holdings=_holdings(now, currencies),
+        closed_trades=now.ledger.closed_trades,
         open_buy_notional=dict(open_buys),
     )
+
+
+def remarked(view: PortfolioView, now_ms: int, now: Book) -> PortfolioView:
+    """``view`` (portfolio_view's) read again at ``now_ms`` over the same fills, day and open
+    buys, its positions marked as ``now`` marks them: the currencies holding them and the
+    holdings are built anew, the rest does not depend on the marks."""
+    held_now = now.held_values()
+    currencies = dict(view.currencies)
+    for quote in held_now:
+        shown = currencies[quote]
+        currencies[quote] = _currency(quote, shown.cash, held_now, shown.day_start_equity)
+    # Positional, here and below: a backtest holding a position remarks its view every bar,
+    # and keywords cost a third more.
+    holdings = _holdings(now, currencies)
+    return PortfolioView(
+        now_ms, view.day_start, currencies, holdings, view.closed_trades, view.open_buy_notional
+    )
+
+
+def _currency(
+    quote: str, cash: float, held_now: Mapping[str, float], day_start_equity: float
+) -> CurrencyView:
+    equity = equity_of(cash, held_now, quote)
+    exposure = equity_fraction(held_now.get(quote, 0.0), equity)
+    return CurrencyView(quote, cash, equity, day_start_equity, exposure)
+
+
+def _holdings(now: Book, currencies: Mapping[str, CurrencyView]) -> dict[str, HoldingView]:
+    holdings: dict[str, HoldingView] = {}
+    for symbol, position in sorted(now.ledger.positions.items()):
+        mark = now.marks[symbol]
+        fraction = equity_fraction(position.value(mark), currencies[quote_of(symbol)].equity)
+        holdings[symbol] = HoldingView(
+            symbol, now.timeframes[symbol], position.quantity, position.cost, mark, fraction
+        )
+    return holdings
 
 
 def starting_balance(symbol: str, settings: PaperSettings) -> float | OrderOutcome:
@@ -183,6 +199,24 @@ def fit_order(
         quantity,
         f"{request.side} {quantity:.10g} at about {request.reference_price:.10g}",
     )
+
+
+def fill_window(not_before: int, now_ms: int, timeframe_ms: int) -> tuple[int, int]:
+    """The open times [earliest, latest] of the candle an open order fills at by ``now_ms``:
+    the first of its series opening at or after ``not_before``, never earlier (DESIGN §3),
+    among those closed by ``now_ms``, so the book at ``now_ms`` holds only what a decision at
+    ``now_ms`` may read, in replay as live."""
+    return not_before, now_ms - timeframe_ms
+
+
+def booked_at(candle_open_time: int, timeframe_ms: int) -> int:
+    """When a fill priced at a candle's open is booked: at that candle's close."""
+    return candle_open_time + timeframe_ms
+
+
+def traded_value(volume: float, close: float) -> float:
+    """The quote value a candle traded, the market impact's yardstick (``priced_fill``)."""
+    return volume * close
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ global state and its own; a resume lifts exactly the scope it names.
 
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -133,15 +134,9 @@ class ControlService:
         _require(actor, reason)
         with guarded_transaction(self._database, exclusive=True) as session:
             own = _own(session, symbol)
-            if own.state == "HALTED":
-                raise ControlError(
-                    f"{_scope(symbol)} is HALTED ({own.reason}): a pause would lift it; "
-                    "resume first"
-                )
-            if own.state == "PAUSED" and own.cool_down_until is None:
-                # A person's pause holds until a person lifts it: a trigger's pause with a
-                # cool-down recorded over it would let auto-resume lift it.
-                return own
+            standing = standing_pause(own, symbol)
+            if standing is not None:
+                return standing
             return _record(session, "PAUSED", reason, actor, now_ms, symbol, cool_down_until)
 
     def resume(
@@ -214,7 +209,7 @@ class ControlService:
         if not self._settings.safety.auto_resume:
             return []
         with self._database.session_factory() as session:
-            if all(ended_cool_down(state, now_ms) is None for state in scopes_in(session)):
+            if not cool_downs_ended(scopes_in(session), now_ms):
                 return []
         with guarded_transaction(self._database, exclusive=True) as session:
             return [
@@ -227,8 +222,7 @@ class ControlService:
                     state.symbol,
                     lifted=state.state,
                 )
-                for state in scopes_in(session)
-                if (ended := ended_cool_down(state, now_ms)) is not None
+                for state, ended in cool_downs_ended(scopes_in(session), now_ms)
             ]
 
     def status(self, now_ms: int) -> ControlStatus:
@@ -348,6 +342,30 @@ def _cooling_until(state: ControlState, now_ms: int) -> int | None:
     """When a running cool-down ends; None when there is none running."""
     until = state.cool_down_until
     return until if state.state == "PAUSED" and until is not None and now_ms < until else None
+
+
+def standing_pause(own: ControlState, symbol: str | None) -> ControlState | None:
+    """What a pause of a scope whose own state is ``own`` leaves standing instead of recording
+    a new one: a person's pause (one without a cool-down). None: record the pause. Raises
+    ControlError under HALTED, which a pause would lift."""
+    if own.state == "HALTED":
+        raise ControlError(
+            f"{_scope(symbol)} is HALTED ({own.reason}): a pause would lift it; resume first"
+        )
+    if own.state == "PAUSED" and own.cool_down_until is None:
+        # A person's pause holds until a person lifts it: a trigger's pause with a
+        # cool-down recorded over it would let auto-resume lift it.
+        return own
+    return None
+
+
+def cool_downs_ended(scopes: Iterable[ControlState], now_ms: int) -> list[tuple[ControlState, int]]:
+    """The scopes (each its own newest change, in the order given) an auto-resume lifts at
+    ``now_ms``, each with when its cool-down ended. HALTED, and a pause without a cool-down,
+    stay."""
+    return [
+        (state, ended) for state in scopes if (ended := ended_cool_down(state, now_ms)) is not None
+    ]
 
 
 def resume_reason(ended: int) -> str:

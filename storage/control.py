@@ -13,8 +13,13 @@ from storage.engine import Database
 from storage.journal import guarded_transaction, next_journal_seq
 from storage.models import ControlStateChangeRow
 
-# Where a global and a symbol's own state disagree, the stricter one holds.
 STRICTNESS: dict[str, int] = {"ACTIVE": 0, "PAUSED": 1, "HALTED": 2}
+
+
+def precedence(state: str, journal_seq: int | None) -> tuple[int, int]:
+    """Where a global and a symbol's own state disagree, the stricter one holds; the newer
+    on a tie. The greatest of the scopes' precedences is the state in force."""
+    return STRICTNESS[state], journal_seq or 0
 
 
 class ControlState(BaseModel):
@@ -84,7 +89,7 @@ def current_in(session: Session, symbol: str | None = None) -> ControlState:
         rows += connection.execute(_NEWEST_FOR_SYMBOL, {"symbol": symbol}).mappings()
     if not rows:
         return NEVER_CHANGED
-    newest = max(rows, key=lambda row: (STRICTNESS[row["state"]], row["journal_seq"]))
+    newest = max(rows, key=lambda row: precedence(row["state"], row["journal_seq"]))
     return ControlState.model_validate({**newest, "since": newest["at"]})
 
 

@@ -9,8 +9,9 @@ Also here: the candle prices the paper book fills and is marked at.
 """
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -94,23 +95,43 @@ class Promised:
     notional: float  # at their reference prices
 
 
+class OpenAmount(Protocol):
+    """What an open order adds to what is promised: a stored row or a backtest's order."""
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def side(self) -> str: ...
+    @property
+    def quantity(self) -> float: ...
+    @property
+    def reference_price(self) -> float: ...
+    @property
+    def not_before(self) -> int: ...
+
+
+def promised_of(open_orders: Iterable[OpenAmount], placed_by: int | None = None) -> list[Promised]:
+    """Open orders summed per symbol and side, in their order, listed by symbol and side; with
+    ``placed_by``, only those placed by then (a replay of an earlier instant must not see
+    later orders). The paper and the backtest brokers both sum theirs here."""
+    sums: dict[tuple[str, str], tuple[float, float]] = {}
+    for order in open_orders:
+        if placed_by is not None and order.not_before > placed_by:
+            continue
+        key = (order.symbol, order.side)
+        quantity, notional = sums.get(key, (0.0, 0.0))
+        sums[key] = (quantity + order.quantity, notional + order.quantity * order.reference_price)
+    return [Promised(symbol, side, *totals) for (symbol, side), totals in sorted(sums.items())]
+
+
 def promised(session: Session, broker: str, placed_by: int | None = None) -> list[Promised]:
-    """The broker's open orders summed per symbol and side; with ``placed_by``, only those
-    placed by then (a replay of an earlier instant must not see later orders)."""
-    query = (
-        sa.select(
-            OrderRow.symbol,
-            OrderRow.side,
-            sa.func.sum(OrderRow.quantity),
-            sa.func.sum(OrderRow.quantity * OrderRow.reference_price),
-        )
+    """The broker's open orders summed per symbol and side (``promised_of``), oldest first."""
+    rows = session.scalars(
+        sa.select(OrderRow)
         .where(OrderRow.broker == broker, OrderRow.status == "open")
-        .group_by(OrderRow.symbol, OrderRow.side)
+        .order_by(OrderRow.journal_seq)
     )
-    if placed_by is not None:
-        query = query.where(OrderRow.not_before <= placed_by)
-    rows = session.execute(query)
-    return [Promised(*row) for row in rows]
+    return promised_of(rows, placed_by)
 
 
 def cancel_open_orders(session: Session, broker: str, reason: str, at_ms: int) -> list[OrderRow]:
