@@ -20,19 +20,20 @@ import numpy as np
 from core.candles import CandleWindow, FloatArray, missing_between
 from core.market_features import SnapshotBatch, evidence_values, finite_rows
 from core.settings import Settings
-from graph.debate import BoolArray
-from graph.debated_bars import DebatedBars, debate_bars
+from graph.debated_bars import debate_bars
 from rl.features import value_feature_rows
 from safety.triggers import CIRCUIT_BREAKER_ATR_PERIOD
 
 
 class PlannedBlock(NamedTuple):
-    """One block of bars' market-only results, one array entry a bar (row)."""
+    """One block of bars' market-only results, one entry a bar (row); the per-bar numbers
+    as Python lists, read one at a time by the bar-by-bar stages."""
 
-    planned: BoolArray  # every value defined: the row is decided from this plan
-    debated: DebatedBars
-    breaker_atr: FloatArray  # ATR before the newest candle, as the circuit breaker takes it
-    missing_bars: FloatArray  # candles absent from the row's window
+    planned: list[bool]  # every value defined: the row is decided from this plan
+    score: list[float]  # the debate's verdict
+    confidence: list[float]
+    breaker_atr: list[float]  # ATR before the newest candle, as the circuit breaker takes it
+    missing_bars: list[int]  # candles absent from the row's window
     features: FloatArray | None  # the RL features (None: no model asks for them)
 
 
@@ -70,15 +71,18 @@ class MarketPlan:
         first = number * self._batch.BLOCK
         rows = np.arange(first, first + len(values["close"]))
         open_time = self._series.open_time
+        debated = debate_bars(values, self._settings.debate)
+        missing = missing_between(
+            open_time[rows],
+            open_time[rows + self._lookback - 1],
+            self._lookback,
+            self._series.timeframe_ms,
+        )
         return PlannedBlock(
-            planned=finite_rows(values),
-            debated=debate_bars(values, self._settings.debate),
-            breaker_atr=self._batch.breaker_atr_block(number, CIRCUIT_BREAKER_ATR_PERIOD),
-            missing_bars=missing_between(
-                open_time[rows],
-                open_time[rows + self._lookback - 1],
-                self._lookback,
-                self._series.timeframe_ms,
-            ),
+            planned=finite_rows(values).tolist(),
+            score=debated.score.tolist(),
+            confidence=debated.confidence.tolist(),
+            breaker_atr=self._batch.breaker_atr_block(number, CIRCUIT_BREAKER_ATR_PERIOD).tolist(),
+            missing_bars=missing.tolist(),
             features=value_feature_rows(values, None) if self._features else None,
         )

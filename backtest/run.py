@@ -107,6 +107,15 @@ class BacktestResult:
         return len(self.bars) / self.seconds if self.seconds > 0 else 0.0
 
 
+class _Prices(NamedTuple):
+    """The series' columns a bar reads one value at a time, as Python numbers."""
+
+    open_time: list[int]
+    high: list[float]
+    low: list[float]
+    close: list[float]
+
+
 class Ruled(NamedTuple):
     """A planned bar's rulings and the book figures its bar record keeps."""
 
@@ -141,6 +150,12 @@ class Backtest:
         """``chat``: the model-backed roles' backends, as DecisionEngine builds them (their
         replay cache makes a rerun free and equal); none, and the rules speak."""
         self.series = series
+        self._prices = _Prices(
+            series.open_time.tolist(),
+            series.high.tolist(),
+            series.low.tolist(),
+            series.close.tolist(),
+        )
         self.chat = dict(chat or {})
         self.batched = batched
         self.settings = settings
@@ -188,7 +203,7 @@ class Backtest:
         )
 
     def as_of(self, index: int) -> int:
-        return int(self.series.open_time[index]) + self.series.timeframe_ms
+        return self._prices.open_time[index] + self.series.timeframe_ms
 
     def prepare(self, as_of: int) -> None:
         """What DecisionEngine does before the graph: book due fills, lift ended cool-downs."""
@@ -261,7 +276,7 @@ class Backtest:
         return BarRecord(
             index=index,
             as_of=state["request"].as_of,
-            close=float(self.series.close[index]),
+            close=self._prices.close[index],
             proposal_action=proposal.action,
             score=proposal.score,
             confidence=proposal.confidence,
@@ -305,8 +320,7 @@ class Backtest:
                 assert not isinstance(self.rl_model, Abstained)  # rl_unusable answers for it
                 rl = policy_opinion(self.rl_model, block.features[row], portfolio, symbol, settings)
                 opinion = (rl_score(rl.probabilities), rl.confidence)
-        debated = block.debated
-        debate = (float(debated.score[row]), float(debated.confidence[row]))
+        debate = (block.score[row], block.confidence[row])
         # A candle file carries no news: the sentiment abstains at every bar.
         fused = fuse_opinions(
             opinions_from(debate, opinion, None), settings.fusion, settings.limits
@@ -327,7 +341,7 @@ class Backtest:
                 ),
                 settings.limits,
                 settings.safety,
-                self._circuit_reading(index, float(block.breaker_atr[row])),
+                self._circuit_reading(index, block.breaker_atr[row]),
             )
             if self.triggers
             else None
@@ -343,7 +357,7 @@ class Backtest:
                 as_of=as_of,
                 timeframe_ms=self.series.timeframe_ms,
                 last_close_time=as_of,
-                missing_bars=int(block.missing_bars[row]),
+                missing_bars=block.missing_bars[row],
                 indicators_computed=True,
                 position_fraction=portfolio.position_fraction(symbol),
                 exposure_fraction=portfolio.exposure_fraction(quote),
@@ -361,13 +375,13 @@ class Backtest:
 
     def _circuit_reading(self, index: int, atr_before: float) -> CircuitReading:
         """The circuit breaker's reading of the bar's candle, with the ATR from the plan."""
-        series = self.series
+        prices = self._prices
         return newest_candle_reading(
-            float(series.high[index]),
-            float(series.low[index]),
-            float(series.close[index]),
-            float(series.close[index - 1]),
-            int(series.open_time[index]) + series.timeframe_ms,
+            prices.high[index],
+            prices.low[index],
+            prices.close[index],
+            prices.close[index - 1],
+            self.as_of(index),
             atr_before,
         )
 
@@ -380,7 +394,7 @@ class Backtest:
             sent = not_sent(gate.verdict, failed)
         else:
             request = self.request(as_of)
-            close = float(self.series.close[index])
+            close = self._prices.close[index]
             sent = send_order(
                 request, gate.verdict, gate.action, gate.size, failed, close, self.broker
             )
@@ -389,7 +403,7 @@ class Backtest:
         return BarRecord(
             index=index,
             as_of=as_of,
-            close=float(self.series.close[index]),
+            close=self._prices.close[index],
             proposal_action=proposal.action,
             score=proposal.score,
             confidence=proposal.confidence,
