@@ -39,7 +39,7 @@ from execution.backtest import BacktestBroker
 from graph.builder import STEPS, NodeFunction
 from graph.engine import config_hash, pause_for
 from graph.fusion import Fused, fuse_opinions, opinions_from, rl_score
-from graph.nodes import daily_equity, not_sent, policy_opinion, rl_unusable, send_order
+from graph.nodes import daily_equity, not_sent, policy_observation, rl_unusable, send_order
 from graph.record import build_decision
 from graph.state import BookInputs, ControlView, DecisionRequest, DecisionServices, DecisionState
 from rl.registry import ActiveModel
@@ -98,7 +98,8 @@ class BacktestResult:
     config_hash: str
     triggers_enabled: bool
     seconds: float
-    node_seconds: dict[str, float]
+    node_seconds: dict[str, float]  # each step, over the bars decided through the steps
+    stage_seconds: dict[str, float]  # PLANNED_STAGES, over the bars decided from the plan
     records: dict[int, Decision] = field(default_factory=dict)  # as_of → full record
     planned_bars: int = 0  # decided from the plan and the rulings, not through the steps
 
@@ -126,6 +127,9 @@ class Ruled(NamedTuple):
     holding: bool
 
 
+# The stages of a bar decided from the plan: the market-only results (a block of bars at a
+# time, the block's cost falling on the bar that needs it), the rulings, the order and record.
+PLANNED_STAGES = ("plan", "rulings", "orders and bar record")
 # What fusion proposes when every signal abstained (graph.fusion.fuse's hold), and the
 # triggers' passes when a research run switches them off (safety.triggers.triggers_off).
 HOLD = Fused("hold", 0.0, 0.0, 0.0, {})
@@ -176,6 +180,8 @@ class Backtest:
             else None
         )
         self.node_seconds = dict.fromkeys((name for name, _ in steps), 0.0)
+        # The planned bars' stages (the steps' own times are in node_seconds).
+        self.stage_seconds = dict.fromkeys(PLANNED_STAGES, 0.0)
         self._previous: int | None = None
         self.planned_bars = 0
 
@@ -299,11 +305,18 @@ class Backtest:
         record when ``keep_record``."""
         as_of = self.as_of(index)
         self.prepare(as_of)
+        started = time.perf_counter()
         located = None if keep_record or self.plan is None else self.plan.locate(index)
+        planned = time.perf_counter()
         ruled = None if located is None else self._rule(index, as_of, *located)
+        ruled_at = time.perf_counter()
+        self.stage_seconds["plan"] += planned - started
+        self.stage_seconds["rulings"] += ruled_at - planned
         if ruled is not None and not ruled.trips:
             self.planned_bars += 1
-            return self._send(index, as_of, ruled), None
+            bar = self._send(index, as_of, ruled)
+            self.stage_seconds["orders and bar record"] += time.perf_counter() - ruled_at
+            return bar, None
         state = self.decide(index)
         if ruled is not None:
             _check_agrees(ruled, state)
@@ -318,8 +331,11 @@ class Backtest:
             unusable = rl_unusable(self.rl_model, self.request(as_of), settings.lookback_bars, None)
             if unusable is None:
                 assert not isinstance(self.rl_model, Abstained)  # rl_unusable answers for it
-                rl = policy_opinion(self.rl_model, block.features[row], portfolio, symbol, settings)
-                opinion = (rl_score(rl.probabilities), rl.confidence)
+                shown = policy_observation(
+                    self.rl_model, block.features[row], portfolio, symbol, settings
+                )
+                _, probabilities, confidence = self.rl_model.policy.reading(shown)
+                opinion = (rl_score(probabilities), confidence)
         debate = (block.score[row], block.confidence[row])
         # A candle file carries no news: the sentiment abstains at every bar.
         fused = fuse_opinions(
@@ -529,6 +545,7 @@ def run_backtest(
         triggers_enabled=triggers,
         seconds=seconds,
         node_seconds=backtest.node_seconds,
+        stage_seconds=backtest.stage_seconds,
         records=records,
         planned_bars=backtest.planned_bars,
     )

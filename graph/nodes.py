@@ -18,7 +18,6 @@ from core.decision import (
     Execution,
     Mode,
     ModelCall,
-    RLOpinion,
     SentimentSignal,
     Verdict,
 )
@@ -33,7 +32,7 @@ from graph.debate import run_debate, with_model_ruling
 from graph.fusion import fuse
 from graph.state import DecisionRequest, DecisionServices, DecisionState, MarketInputs
 from rl.features import PARITY_LOOKBACK_BARS, snapshot_feature_row
-from rl.observation import build_observation
+from rl.observation import Float32Array, build_observation
 from rl.registry import ActiveModel
 from safety.gate import GateInputs, MarketDataStatus, evaluate
 from safety.triggers import DailyEquity, TriggerInputs, evaluate_triggers, triggers_off
@@ -144,8 +143,8 @@ def rl(state: DecisionState, services: DecisionServices) -> DecisionState:
     book = services.book(request)
     reading = decayed_sentiment(market.news, request.as_of)
     row = snapshot_feature_row(market.snapshot, None if reading is None else reading.score)
-    opinion = policy_opinion(model, row, book.portfolio, request.symbol, services.settings)
-    return {"rl": opinion, "book": book}
+    observation = policy_observation(model, row, book.portfolio, request.symbol, services.settings)
+    return {"rl": model.policy.opinion(observation), "book": book}
 
 
 def rl_unusable(
@@ -170,17 +169,16 @@ def rl_unusable(
     return None
 
 
-def policy_opinion(
+def policy_observation(
     model: ActiveModel,
     market_row: FloatArray,
     portfolio: PortfolioView,
     symbol: str,
     settings: Settings,
-) -> RLOpinion:
-    """The policy's opinion on the market features and the book's position in ``symbol``."""
+) -> Float32Array:
+    """What the policy is shown: the market features and the book's position in ``symbol``."""
     position, unrealised = book_features(portfolio, symbol, settings.limits.max_position_fraction)
-    observation = build_observation(market_row, position, unrealised, model.policy.scaling)
-    return model.policy.opinion(observation)
+    return build_observation(market_row, position, unrealised, model.policy.scaling)
 
 
 def book_features(

@@ -9,16 +9,24 @@ path needs no torch and no SB3 call.
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 
 from core.candles import FloatArray
-from core.decision import RLOpinion
+from core.decision import Action, RLOpinion
 from rl.env import ACTIONS
 from rl.observation import FeatureScaling, Float32Array
 
 _MARKET_KEYS = ("scaling_mean", "scaling_std")
+
+
+class PolicyReading(NamedTuple):
+    """The policy's opinion as numbers (RLOpinion without the model id)."""
+
+    action: Action
+    probabilities: dict[str, float]
+    confidence: float
 
 
 @dataclass(frozen=True)
@@ -47,17 +55,26 @@ class NumpyPolicy:
         total = math.fsum(exps)
         return [value / total for value in exps]
 
-    def opinion(self, observation: Float32Array) -> RLOpinion:
+    def reading(self, observation: Float32Array) -> PolicyReading:
         """The most probable action; confidence is how far its probability stands above a
         uniform guess (1/3 → 0, certain → 1)."""
         probabilities = self._probabilities(observation)
         best = max(range(len(ACTIONS)), key=probabilities.__getitem__)
         uniform = 1.0 / len(ACTIONS)
         confidence = (probabilities[best] - uniform) / (1.0 - uniform)
+        return PolicyReading(
+            ACTIONS[best],
+            dict(zip(ACTIONS, probabilities, strict=True)),
+            min(1.0, max(0.0, confidence)),
+        )
+
+    def opinion(self, observation: Float32Array) -> RLOpinion:
+        """The reading as the decision record holds it, with the model's id."""
+        action, probabilities, confidence = self.reading(observation)
         return RLOpinion(
-            action=ACTIONS[best],
-            probabilities=dict(zip(ACTIONS, probabilities, strict=True)),
-            confidence=min(1.0, max(0.0, confidence)),
+            action=action,
+            probabilities=probabilities,
+            confidence=confidence,
             model_id=self.model_id,
         )
 

@@ -5,8 +5,10 @@ and the default way — and every bar, every fill and every control change must 
 tests/test_backtest_equivalence.py shows the steps' bars are `sigmax decide`'s."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
+import torch
 from conftest import shared_csv
 
 from backtest.plan import MarketPlan
@@ -14,8 +16,12 @@ from backtest.run import BacktestResult, decided_indices, run_backtest
 from core.candles import CandleWindow
 from core.decision import Abstained
 from core.market_features import SnapshotBatch
-from core.settings import Settings
+from core.settings import RLSettings, Settings
+from core.timeframes import parse_timestamp
 from ingestion.candle_file import parse_candle_file
+from rl.env import costs_of
+from rl.registry import MODELS_FOLDER, ActiveModel, ModelRegistry
+from rl.train import TrainingRequest, train_model
 
 NO_MODEL = Abstained(reason="no RL model in this test")
 
@@ -28,14 +34,17 @@ def _series(name: str, rows: int) -> CandleWindow:
 
 
 def _both_ways(
-    series: CandleWindow, settings: Settings, triggers: bool = True
+    series: CandleWindow,
+    settings: Settings,
+    triggers: bool = True,
+    rl_model: ActiveModel | Abstained = NO_MODEL,
 ) -> tuple[BacktestResult, BacktestResult]:
     every = [
         int(series.open_time[index]) + series.timeframe_ms
         for index in decided_indices(series, None, None)
     ]
-    steps = run_backtest(series, settings, NO_MODEL, keep=every, triggers=triggers, run_id="r")
-    planned = run_backtest(series, settings, NO_MODEL, triggers=triggers, run_id="r")
+    steps = run_backtest(series, settings, rl_model, keep=every, triggers=triggers, run_id="r")
+    planned = run_backtest(series, settings, rl_model, triggers=triggers, run_id="r")
     return steps, planned
 
 
@@ -91,6 +100,35 @@ def test_planned_bars_with_other_costs_profile_and_triggers_off() -> None:
     for triggers in (True, False):
         steps, planned = _both_ways(series, settings, triggers)
         _assert_same(steps, planned)
+
+
+def test_planned_bars_with_an_rl_model_are_the_steps_bars(tmp_path: Path) -> None:
+    """The policy sees the plan's features and the book's position at every bar, as the
+    rl step shows it them."""
+    series = _series("XRP_USDT-5m.csv", 1999)
+    train_until = parse_timestamp("2021-11-19T00:00:00Z")
+    threads = torch.get_num_threads()
+    model = train_model(
+        TrainingRequest(
+            windows=[series],
+            train_until=train_until,
+            timesteps=512,
+            seed=5,
+            settings=RLSettings(n_steps=128, batch_size=64),
+            costs=costs_of(Settings()),
+        )
+    )
+    torch.set_num_threads(threads)
+    registry = ModelRegistry(tmp_path / MODELS_FOLDER)
+    registry.add(model.model_id, model.files, model.meta)
+    registry.activate(model.model_id)
+    active = registry.load_active()
+    assert isinstance(active, ActiveModel)
+    steps, planned = _both_ways(series, Settings(home=tmp_path), rl_model=active)
+    _assert_same(steps, planned)
+    asked = [bar for bar in planned.bars if bar.as_of > train_until]
+    assert len(asked) > 500
+    assert len({bar.score for bar in asked}) > 100  # the policy's opinion moves the score
 
 
 def test_a_flat_stretch_is_not_planned_and_says_why() -> None:
