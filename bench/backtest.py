@@ -1,14 +1,16 @@
 """Backtest speed: bars per second of `sigmax backtest`'s loop over real candles, beside a
-plain per-bar loop over the same steps and the compiled LangGraph per bar.
+plain per-bar loop over the decision path's steps and the compiled LangGraph per bar.
 
 Three paths over the BTC/USDT 5m candles of ../shared/data (or $SIGMAX_TEST_DATA), each the
 whole decision path per bar (indicators, bull, bear, researcher, debate, RL, sentiment,
 fuse, triggers and gate, orders and paper fills at the next bar's open) on a fresh book:
 
-- backtest: backtest.run.run_backtest, what the command runs (every step timed, a bar record
-  kept per bar for the metrics);
-- plain loop (the anchor): graph.builder.STEPS called in order on a dict per bar, on the
-  same services, with nothing else: no timing, no bar records;
+- backtest: backtest.run.run_backtest, what the command runs (the market-only stages a
+  block of bars at a time from backtest.plan, the book-dependent rulings bar by bar, the
+  steps themselves for the bars whose words are needed; a bar record kept per bar);
+- plain loop (the anchor): the same arithmetic one bar at a time — graph.builder.STEPS in
+  order per bar (Backtest.decide: the state merged as the graph merges it), each step
+  building its explained output; the bench checks every bar equals the backtest's;
 - graph: the compiled StateGraph invoked once per bar (`ainvoke`, one event loop), on the
   first bars only (it is slow); the bench checks it decides those bars as the backtest did.
 
@@ -34,12 +36,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from backtest.run import Backtest, decided_indices, run_backtest
+from backtest.run import Backtest, BarRecord, decided_indices, run_backtest
 from core.candles import CandleWindow
 from core.decision import Abstained
 from core.settings import RLSettings, Settings
 from core.timeframes import format_timestamp, parse_timestamp
-from graph.builder import STEPS, build_graph
+from graph.builder import build_graph
 from graph.state import DecisionState
 from ingestion.candle_file import parse_candle_file
 from rl.env import costs_of
@@ -52,18 +54,18 @@ GRAPH_BARS = 500
 TARGET = 20_000
 
 
-def plain_loop(series: CandleWindow, settings: Settings, rl_model: Any, bars: range) -> float:
-    """The anchor: the same steps in order per bar, on the same services, nothing else."""
-    backtest = Backtest(series, settings, rl_model)
+def plain_loop(
+    series: CandleWindow, settings: Settings, rl_model: Any, bars: range, run_id: str
+) -> tuple[float, list[BarRecord]]:
+    """The anchor: the steps in order per bar, on the same services; bars/s and the bars
+    (under ``run_id``: the orders are named after it)."""
+    backtest = Backtest(series, settings, rl_model, run_id=run_id)
+    decided: list[BarRecord] = []
     started = time.perf_counter()
     for index in bars:
-        as_of = backtest.as_of(index)
-        backtest.prepare(as_of)
-        state: DecisionState = {"request": _request(backtest, as_of)}
-        for _, step in STEPS:
-            state.update(step(state, backtest.services))
-        backtest.note_decided(state)
-    return len(bars) / (time.perf_counter() - started)
+        backtest.prepare(backtest.as_of(index))
+        decided.append(backtest.bar_record(index, backtest.decide(index)))
+    return len(bars) / (time.perf_counter() - started), decided
 
 
 def graph_loop(
@@ -99,26 +101,30 @@ def measure(
 ) -> dict[str, Any]:
     bars = decided_indices(series, start_ms, None)
     result = run_backtest(series, settings, rl_model, start_ms=start_ms)
+    plain_rate, plain_bars = plain_loop(series, settings, rl_model, bars, result.run_id)
+    if plain_bars != result.bars:
+        raise SystemExit("the plain loop decided some bar differently from the backtest")
     graph_bars = range(bars.start, min(bars.stop, bars.start + GRAPH_BARS))
     graph_rate, graph_outcomes = graph_loop(series, settings, rl_model, graph_bars)
     matched = [(bar.verdict, bar.action, bar.size) for bar in result.bars[: len(graph_bars)]]
     if matched != graph_outcomes:
         raise SystemExit("the graph decided the first bars differently from the backtest")
-    profile = {
-        name: seconds / len(result.bars) * 1e6 for name, seconds in result.node_seconds.items()
-    }
+    count = len(result.bars)
+    profile = {name: seconds / count * 1e6 for name, seconds in result.stage_seconds.items()}
+    profile["steps (unplanned bars)"] = sum(result.node_seconds.values()) / count * 1e6
     return {
         "bars": len(result.bars),
         "span": " → ".join(
             format_timestamp(bar.as_of) for bar in (result.bars[0], result.bars[-1])
         ),
         "backtest_bars_per_second": result.bars_per_second,
-        "plain_loop_bars_per_second": plain_loop(series, settings, rl_model, bars),
+        "planned_bars": result.planned_bars,
+        "plain_loop_bars_per_second": plain_rate,
         "graph_bars_per_second": graph_rate,
         "graph_bars": len(graph_bars),
         "fills": len(result.fills),
         "profile_us_per_bar": profile,
-        "around_steps_us_per_bar": result.seconds / len(result.bars) * 1e6 - sum(profile.values()),
+        "around_us_per_bar": result.seconds / count * 1e6 - sum(profile.values()),
     }
 
 
@@ -168,7 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     for name in ("no RL model", "RL model active"):
         item = figures[name]
-        print(f"{name}: {item['bars']} bars {item['span']}, {item['fills']} fills")
+        print(
+            f"{name}: {item['bars']} bars {item['span']}, {item['fills']} fills, "
+            f"{item['planned_bars']} decided from the plan"
+        )
         print(
             f"  backtest     {item['backtest_bars_per_second']:10,.0f} bars/s   (target {TARGET:,})"
         )
@@ -177,9 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  graph        {item['graph_bars_per_second']:10,.0f} bars/s   "
             f"({item['graph_bars']} bars)"
         )
-        for step, micros in item["profile_us_per_bar"].items():
-            print(f"    {step:<12} {micros:8.1f} µs/bar")
-        print(f"    {'around':<12} {item['around_steps_us_per_bar']:8.1f} µs/bar")
+        for stage, micros in item["profile_us_per_bar"].items():
+            print(f"    {stage:<24} {micros:8.1f} µs/bar")
+        print(f"    {'around':<24} {item['around_us_per_bar']:8.1f} µs/bar")
     return 0
 
 

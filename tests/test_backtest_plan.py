@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import shared_csv
 
+from backtest.market import poisoned
 from backtest.plan import MarketPlan
 from backtest.run import BacktestResult, decided_indices, run_backtest
 from core.candles import CandleWindow
@@ -146,3 +147,26 @@ def test_a_flat_stretch_is_not_planned_and_says_why() -> None:
     steps, planned = _both_ways(frozen, Settings())
     _assert_same(steps, planned)
     assert "indicators" in planned.bars[0].failed_checks
+
+
+def test_the_plan_reads_nothing_after_the_close_of_a_bar() -> None:
+    """Poison test: a plan over the series with every candle not closed by a bar's as_of
+    made absurd gives that bar exactly what the plan over the true series gives."""
+    series = _series("BTC_USDT-5m.csv", 1400)
+    settings = Settings()
+    true_plan = MarketPlan(series, settings, SnapshotBatch(series, 250), features=True)
+    for index in range(260, 1400, 97):
+        as_of = int(series.open_time[index]) + series.timeframe_ms
+        spoiled = poisoned(series, as_of)
+        assert spoiled.close[index + 1 :].min() > series.close.max()  # the future is absurd
+        spoiled_plan = MarketPlan(spoiled, settings, SnapshotBatch(spoiled, 250), features=True)
+        true_row, spoiled_row = true_plan.locate(index), spoiled_plan.locate(index)
+        assert true_row is not None
+        assert spoiled_row is not None
+        (block, row), (spoiled_block, spoiled_at) = true_row, spoiled_row
+        assert row == spoiled_at
+        for name in ("score", "confidence", "breaker_atr", "missing_bars"):
+            assert getattr(spoiled_block, name)[row] == getattr(block, name)[row], name
+        assert block.features is not None
+        assert spoiled_block.features is not None
+        assert spoiled_block.features[row].tobytes() == block.features[row].tobytes()
