@@ -37,7 +37,7 @@ from core.timeframes import now_ms
 from core.trading import FillView, quote_of
 from execution.backtest import BacktestBroker
 from graph.builder import STEPS, NodeFunction
-from graph.engine import config_hash, pause_for
+from graph.engine import after_steps, before_steps, config_hash
 from graph.fusion import Fused, fuse_opinions, opinions_from, rl_score
 from graph.nodes import daily_equity, not_sent, policy_observation, rl_unusable, send_order
 from graph.record import build_decision
@@ -213,8 +213,7 @@ class Backtest:
 
     def prepare(self, as_of: int) -> None:
         """What DecisionEngine does before the graph: book due fills, lift ended cool-downs."""
-        self.broker.process_fills(as_of)
-        self.control.auto_resume_due(as_of)
+        before_steps(self.broker, self.control, as_of)
 
     def request(self, as_of: int, place_orders: bool = True) -> DecisionRequest:
         """The request DecisionEngine would make at ``as_of``, in mode backtest."""
@@ -264,8 +263,7 @@ class Backtest:
         """What DecisionEngine does after the graph: tripped triggers pause their scope, and
         the decision becomes the symbol's previous one."""
         as_of = state["request"].as_of
-        for trip in state["triggers"].trips:
-            pause_for(self.control, trip, as_of, self.settings)
+        after_steps(self.control, state["triggers"].trips, as_of, self.settings)
         self._previous = as_of
 
     def record(self, state: DecisionState) -> Decision:

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from langchain_core.language_models import BaseChatModel
@@ -19,7 +19,7 @@ from core.decision import Abstained, Decision, Mode
 from core.hashing import hash_json
 from core.settings import ModelRole, Settings
 from core.timeframes import now_ms, timeframe_ms
-from execution.broker import BookKeepingBroker
+from execution.broker import BookKeepingBroker, Broker
 from execution.paper import PaperBroker
 from graph.builder import build_graph
 from graph.record import build_decision
@@ -103,8 +103,7 @@ class DecisionEngine:
         mode: Mode | None = None,
         place_orders: bool = True,
     ) -> Decision:
-        self.broker.process_fills(as_of)
-        self.control.auto_resume_due(as_of)
+        before_steps(self.broker, self.control, as_of)
         request = DecisionRequest(
             decision_id=str(uuid.uuid4()),
             symbol=symbol,
@@ -123,8 +122,7 @@ class DecisionEngine:
         )
         events = gate_events(symbol, decision.proposal, decision.safety, created_at)
         self._decisions.save(decision, events)
-        for trip in state["triggers"].trips:
-            pause_for(self.control, trip, as_of, self._settings)
+        after_steps(self.control, state["triggers"].trips, as_of, self._settings)
         return decision
 
     async def run_steps(self, state: DecisionState) -> DecisionState:
@@ -155,6 +153,25 @@ class Pausing(Protocol):
         symbol: str | None = None,
         cool_down_until: int | None = None,
     ) -> object: ...
+
+
+class Resuming(Pausing, Protocol):
+    """A control state that also lifts the pauses whose cool-down has ended."""
+
+    def auto_resume_due(self, now_ms: int) -> object: ...
+
+
+def before_steps(broker: Broker, control: Resuming, as_of: int) -> None:
+    """What comes before a decision's steps: the fills due booked (the book the decision
+    reads holds them) and the pauses whose cool-down has ended lifted."""
+    broker.process_fills(as_of)
+    control.auto_resume_due(as_of)
+
+
+def after_steps(control: Pausing, trips: Iterable[Trip], as_of: int, settings: Settings) -> None:
+    """What comes after them: each tripped trigger pauses its scope."""
+    for trip in trips:
+        pause_for(control, trip, as_of, settings)
 
 
 def pause_for(control: Pausing, trip: Trip, as_of: int, settings: Settings) -> None:
