@@ -38,8 +38,7 @@ from safety.triggers import TRIGGER_NAMES, TriggerReport
 FIRST_CHECKS = ("control_state", "data_freshness", "data_gaps", "indicators", "min_confidence")
 SIZING_CHECKS = ("max_position", "max_total_exposure", "live_order_cap", "live_daily_cap")
 GATE_CHECKS = (*FIRST_CHECKS, *SIZING_CHECKS, *TRIGGER_NAMES)
-_SIZING_START = len(FIRST_CHECKS)
-_TRIGGERS_START = _SIZING_START + len(SIZING_CHECKS)
+_TRIGGERS_START = len(FIRST_CHECKS) + len(SIZING_CHECKS)
 
 
 @dataclass(frozen=True)
@@ -242,36 +241,47 @@ def evaluate(inputs: GateInputs, limits: RiskLimits, safety: SafetySettings) -> 
     trigger_passed = tuple([check.passed for check in triggers])
     ruling = rule_gate(gate_figures(inputs), trigger_passed, limits, safety)
     passed = ruling.passed
-    control, fresh, gaps, indicators, confident = passed[:_SIZING_START]
-    data, action = inputs.data, inputs.proposal.action
-    gaps_detail = (
-        f"{data.missing_bars} missing candles in the window (limit {limits.max_missing_bars})"
-    )
-    sizing_details = (
-        _position_words(inputs, limits, ruling.sizing[0]),
-        _exposure_words(inputs, limits, ruling.sizing[1]),
-        _order_cap_words(inputs, safety, ruling.sizing[2]),
-        _daily_cap_words(inputs, safety, ruling.sizing[3]),
-    )
+    control, fresh, gaps, indicators, confident, position, exposure, order_cap, daily_cap = passed[
+        :_TRIGGERS_START
+    ]
+    position_step, exposure_step, order_cap_step, daily_cap_step = ruling.sizing
+    data, proposal = inputs.data, inputs.proposal
     checks = (
         SafetyCheck(name="control_state", passed=control, detail=_control_words(inputs, control)),
         SafetyCheck(name="data_freshness", passed=fresh, detail=_freshness_words(data, ruling)),
-        SafetyCheck(name="data_gaps", passed=gaps, detail=gaps_detail),
+        SafetyCheck(
+            name="data_gaps",
+            passed=gaps,
+            detail=f"{data.missing_bars} missing candles in the window "
+            f"(limit {limits.max_missing_bars})",
+        ),
         SafetyCheck(name="indicators", passed=indicators, detail=_indicators_words(data)),
         SafetyCheck(
-            name="min_confidence",
-            passed=confident,
-            detail=_confidence_words(inputs.proposal, limits),
+            name="min_confidence", passed=confident, detail=_confidence_words(proposal, limits)
+        ),
+        SafetyCheck(
+            name="max_position",
+            passed=position,
+            detail=_position_words(inputs, limits, position_step),
+        ),
+        SafetyCheck(
+            name="max_total_exposure",
+            passed=exposure,
+            detail=_exposure_words(inputs, limits, exposure_step),
+        ),
+        SafetyCheck(
+            name="live_order_cap",
+            passed=order_cap,
+            detail=_order_cap_words(inputs, safety, order_cap_step),
+        ),
+        SafetyCheck(
+            name="live_daily_cap",
+            passed=daily_cap,
+            detail=_daily_cap_words(inputs, safety, daily_cap_step),
         ),
         *[
-            SafetyCheck(name=name, passed=ok, detail=detail)
-            for name, ok, detail in zip(
-                SIZING_CHECKS, passed[_SIZING_START:_TRIGGERS_START], sizing_details, strict=True
-            )
-        ],
-        *[
-            _entry_check(trigger, ok, action)
-            for trigger, ok in zip(triggers, passed[_TRIGGERS_START:], strict=True)
+            _entry_check(trigger, entry, proposal.action)
+            for trigger, entry in zip(triggers, passed[_TRIGGERS_START:], strict=True)
         ],
     )
     return SafetyReport(

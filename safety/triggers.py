@@ -377,13 +377,17 @@ def evaluate_triggers(
         slippage_words(ruling.slippage, limits),
     )
     checks = tuple(
-        SafetyCheck(name=name, passed=passed, detail=detail)
-        for name, passed, detail in zip(TRIGGER_NAMES, ruling.passed, details, strict=True)
+        [
+            SafetyCheck(name=name, passed=passed, detail=detail)
+            for name, passed, detail in zip(TRIGGER_NAMES, ruling.passed, details, strict=True)
+        ]
     )
     trips = tuple(
-        _trip(name, symbol, detail)
-        for name, detail in zip(TRIGGER_NAMES, details, strict=True)
-        if name in ruling.trips
+        [
+            _trip(name, symbol, detail)
+            for name, detail in zip(TRIGGER_NAMES, details, strict=True)
+            if name in ruling.trips
+        ]
     )
     return TriggerReport(symbol=symbol, as_of=inputs.as_of, checks=checks, trips=trips)
 
