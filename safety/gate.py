@@ -95,6 +95,7 @@ class GateFigures(NamedTuple):
 
 
 def gate_figures(inputs: GateInputs) -> GateFigures:
+    """The numbers of the inputs, as a caller holding no proposal or report gives them."""
     proposal, data = inputs.proposal, inputs.data
     return GateFigures(
         proposal.action,
