@@ -66,15 +66,19 @@ def fuse_opinions(
 ) -> Fused | None:
     """Weight the opinions into one action and size; None when there is nothing to fuse
     (no opinion, or a total weight of zero or less)."""
+    if not opinions:
+        return None
     weight_of = {"debate": weights.debate, "rl": weights.rl, "sentiment": weights.sentiment}
-    total_weight = sum(weight_of[name] for name in opinions)
-    if not opinions or total_weight <= 0.0:
+    total_weight = sum([weight_of[name] for name in opinions])
+    if total_weight <= 0.0:
         return None
     contributions = {
         name: weight_of[name] * score / total_weight for name, (score, _) in opinions.items()
     }
     score = max(-1.0, min(1.0, sum(contributions.values())))
-    confidence = sum(weight_of[name] * conf / total_weight for name, (_, conf) in opinions.items())
+    confidence = sum(
+        [weight_of[name] * conf / total_weight for name, (_, conf) in opinions.items()]
+    )
     confidence = max(0.0, min(1.0, confidence))
     action: Action = "hold"
     if score >= limits.entry_threshold:
@@ -102,16 +106,16 @@ def fuse(
             contributions={},
             reason="every signal abstained: no opinion to act on",
         )
-    used = ", ".join(sorted(fused.contributions))
+    action, size, confidence, score, contributions = fused
+    used = ", ".join(sorted(contributions))
     reason = (
-        f"fused score {fused.score:+.3f} from {used} vs entry threshold "
-        f"±{limits.entry_threshold:.2f}"
+        f"fused score {score:+.3f} from {used} vs entry threshold ±{limits.entry_threshold:.2f}"
     )
     return Proposal(
-        action=fused.action,
-        size=fused.size,
-        confidence=fused.confidence,
-        score=fused.score,
-        contributions=fused.contributions,
+        action=action,
+        size=size,
+        confidence=confidence,
+        score=score,
+        contributions=contributions,
         reason=reason,
     )

@@ -34,16 +34,11 @@ from core.settings import RiskLimits, SafetySettings
 from core.timeframes import format_timestamp
 from safety.triggers import TRIGGER_NAMES, TriggerReport
 
+# GATE_CHECKS: these, the sizing checks, then the trigger checks.
+FIRST_CHECKS = ("control_state", "data_freshness", "data_gaps", "indicators", "min_confidence")
 SIZING_CHECKS = ("max_position", "max_total_exposure", "live_order_cap", "live_daily_cap")
-GATE_CHECKS = (
-    "control_state",
-    "data_freshness",
-    "data_gaps",
-    "indicators",
-    "min_confidence",
-    *SIZING_CHECKS,
-    *TRIGGER_NAMES,
-)
+GATE_CHECKS = (*FIRST_CHECKS, *SIZING_CHECKS, *TRIGGER_NAMES)
+_TRIGGERS_START = len(FIRST_CHECKS) + len(SIZING_CHECKS)
 
 
 @dataclass(frozen=True)
@@ -100,23 +95,24 @@ class GateFigures(NamedTuple):
 
 
 def gate_figures(inputs: GateInputs) -> GateFigures:
+    """The numbers of the inputs, as a caller holding no proposal or report gives them."""
     proposal, data = inputs.proposal, inputs.data
     return GateFigures(
-        action=proposal.action,
-        size=proposal.size,
-        confidence=proposal.confidence,
-        control_state=inputs.control_state,
-        as_of=data.as_of,
-        timeframe_ms=data.timeframe_ms,
-        last_close_time=data.last_close_time,
-        missing_bars=data.missing_bars,
-        indicators_computed=data.snapshot_error is None,
-        position_fraction=inputs.position_fraction,
-        exposure_fraction=inputs.exposure_fraction,
-        equity=inputs.equity,
-        mode=inputs.mode,
-        live_notional_today=inputs.live_notional_today,
-        real_money=inputs.real_money,
+        proposal.action,
+        proposal.size,
+        proposal.confidence,
+        inputs.control_state,
+        data.as_of,
+        data.timeframe_ms,
+        data.last_close_time,
+        data.missing_bars,
+        data.snapshot_error is None,
+        inputs.position_fraction,
+        inputs.exposure_fraction,
+        inputs.equity,
+        inputs.mode,
+        inputs.live_notional_today,
+        inputs.real_money,
     )
 
 
@@ -156,6 +152,7 @@ class GateRuling(NamedTuple):
 
 
 _NOT_LIMITED = float("nan")
+_NO_TRIGGER_STOPS = (True,) * len(TRIGGER_NAMES)
 
 
 def rule_gate(
@@ -165,75 +162,67 @@ def rule_gate(
     safety: SafetySettings,
 ) -> GateRuling:
     """Rule every check in GATE_CHECKS order; ``trigger_passed`` in TRIGGER_NAMES order."""
-    action, state = figures.action, figures.control_state
+    if len(trigger_passed) != len(TRIGGER_NAMES):
+        raise ValueError(f"{len(trigger_passed)} trigger passes given, {len(TRIGGER_NAMES)} due")
+    action, state, size = figures.action, figures.control_state, figures.size
+    buy = action == "buy"
     # PAUSED lets exits (sell) out but no new entries; HALTED lets nothing out.
-    control = state == "ACTIVE" or (state == "PAUSED" and action in ("sell", "hold"))
+    control = state == "ACTIVE" or (state == "PAUSED" and not buy)
     # The newest closed candle must be the one that closed most recently before as_of.
     age_limit_ms = int(limits.freshness_bars * figures.timeframe_ms)
     last_close = figures.last_close_time
     age_ms = None if last_close is None else figures.as_of - last_close
-    fresh = age_ms is not None and age_ms < age_limit_ms
-    confident = action == "hold" or figures.confidence >= limits.min_confidence
-    position = _room_step(
-        action, figures.size, limits.max_position_fraction - figures.position_fraction
-    )
-    exposure = _room_step(
-        action, position.left, limits.max_total_exposure_fraction - figures.exposure_fraction
-    )
-    order_cap = _live_step(figures, exposure.left, safety.live_max_order_notional)
-    daily_room = safety.live_max_daily_notional - figures.live_notional_today
-    daily_cap = _live_step(figures, order_cap.left, daily_room)
-    # A failed trigger stops new entries; an exit or a hold goes through.
-    entries = trigger_passed if action == "buy" else (True,) * len(trigger_passed)
+    # A buy may fill the position and the quote currency's exposure up to their maximums.
+    if buy:
+        position = _clamp(size, limits.max_position_fraction - figures.position_fraction)
+        exposure_room = limits.max_total_exposure_fraction - figures.exposure_fraction
+        exposure = _clamp(position.left, exposure_room)
+    else:
+        position = exposure = SizeStep(True, "not_a_buy", size, _NOT_LIMITED, size)
+    # The live caps limit a live buy's notional (mode live, or any buy of a real-money
+    # broker). Exits are not capped: holding one back would keep risk on, not take it off
+    # (and a sell is bounded by the position).
+    if figures.mode != "live" and not figures.real_money:
+        order_cap = daily_cap = SizeStep(
+            True, "not_live", exposure.left, _NOT_LIMITED, exposure.left
+        )
+    elif not buy:
+        order_cap = daily_cap = exposure  # not a buy, as the exposure check found
+    elif figures.equity <= 0.0:
+        order_cap = SizeStep(False, "no_equity", exposure.left, _NOT_LIMITED, 0.0)
+        daily_cap = SizeStep(False, "no_equity", 0.0, _NOT_LIMITED, 0.0)
+    else:
+        order_cap = _clamp(exposure.left, safety.live_max_order_notional / figures.equity)
+        daily_room = safety.live_max_daily_notional - figures.live_notional_today
+        daily_cap = _clamp(order_cap.left, daily_room / figures.equity)
     passed = (
         control,
-        fresh,
+        age_ms is not None and age_ms < age_limit_ms,
         figures.missing_bars <= limits.max_missing_bars,
         figures.indicators_computed,
-        confident,
+        action == "hold" or figures.confidence >= limits.min_confidence,
         position.passed,
         exposure.passed,
         order_cap.passed,
         daily_cap.passed,
-        *entries,
+        # A failed trigger stops new entries; an exit or a hold goes through.
+        *(trigger_passed if buy else _NO_TRIGGER_STOPS),
     )
-    if len(passed) != len(GATE_CHECKS):
-        raise ValueError(f"{len(trigger_passed)} trigger passes given, {len(TRIGGER_NAMES)} due")
     verdict: Verdict
-    size = daily_cap.left
+    size_left = daily_cap.left
     if not all(passed):
-        verdict, action, size = "blocked", "hold", 0.0
-    elif size < figures.size:
+        verdict, action, size_left = "blocked", "hold", 0.0
+    elif size_left < size:
         verdict = "reduced"
     else:
         verdict = "approved"
     sizing = (position, exposure, order_cap, daily_cap)
-    return GateRuling(passed, verdict, action, size, age_ms, age_limit_ms, sizing)
-
-
-def _room_step(action: Action, size: float, room: float) -> SizeStep:
-    """A buy may fill the limit up to ``room`` (a fraction of equity), no further."""
-    if action != "buy":
-        return SizeStep(True, "not_a_buy", size, _NOT_LIMITED, size)
-    return _clamp(size, room)
-
-
-def _live_step(figures: GateFigures, size: float, notional_room: float) -> SizeStep:
-    """Clamp a live buy (mode live, or any buy of a real-money broker) to ``notional_room``
-    (quote currency). Exits are not capped: holding one back would keep risk on, not take
-    it off (and a sell is bounded by the position)."""
-    if figures.mode != "live" and not figures.real_money:
-        return SizeStep(True, "not_live", size, _NOT_LIMITED, size)
-    if figures.action != "buy":
-        return SizeStep(True, "not_a_buy", size, _NOT_LIMITED, size)
-    if figures.equity <= 0.0:
-        return SizeStep(False, "no_equity", size, _NOT_LIMITED, 0.0)
-    return _clamp(size, notional_room / figures.equity)
+    return GateRuling(passed, verdict, action, size_left, age_ms, age_limit_ms, sizing)
 
 
 def _clamp(size: float, room: float) -> SizeStep:
-    """Let a buy through up to ``room``: reduced to it when larger; blocked when no room is
-    left."""
+    """Let a buy through up to ``room`` (a fraction of equity): reduced to it when larger;
+    blocked when no room is left."""
     if room <= 0.0:
         return SizeStep(False, "no_room", size, room, 0.0)
     if size > room:
@@ -250,36 +239,56 @@ def evaluate(inputs: GateInputs, limits: RiskLimits, safety: SafetySettings) -> 
             f"as of {format_timestamp(inputs.data.as_of)}"
         )
     triggers = inputs.triggers.checks
-    ruling = rule_gate(
-        gate_figures(inputs), tuple(check.passed for check in triggers), limits, safety
-    )
-    position, exposure, order_cap, daily_cap = ruling.sizing
-    details = (
-        _control_words(inputs, ruling.passed[0]),
-        _freshness_words(inputs.data, ruling),
-        f"{inputs.data.missing_bars} missing candles in the window "
-        f"(limit {limits.max_missing_bars})",
-        _indicators_words(inputs.data),
-        _confidence_words(inputs.proposal, limits),
-        _position_words(inputs, limits, position),
-        _exposure_words(inputs, limits, exposure),
-        _order_cap_words(inputs, safety, order_cap),
-        _daily_cap_words(inputs, safety, daily_cap),
-    )
-    gate_checks = tuple(
-        SafetyCheck(name=name, passed=passed, detail=detail)
-        for name, passed, detail in zip(GATE_CHECKS, ruling.passed, details, strict=False)
-    )
-    entry_passed = ruling.passed[len(details) :]
-    action = inputs.proposal.action
-    trigger_checks = tuple(
-        _entry_check(trigger, passed, action)
-        for trigger, passed in zip(triggers, entry_passed, strict=True)
+    trigger_passed = tuple([check.passed for check in triggers])
+    ruling = rule_gate(gate_figures(inputs), trigger_passed, limits, safety)
+    passed = ruling.passed
+    control, fresh, gaps, indicators, confident, position, exposure, order_cap, daily_cap = passed[
+        :_TRIGGERS_START
+    ]
+    position_step, exposure_step, order_cap_step, daily_cap_step = ruling.sizing
+    data, proposal = inputs.data, inputs.proposal
+    checks = (
+        SafetyCheck(name="control_state", passed=control, detail=_control_words(inputs, control)),
+        SafetyCheck(name="data_freshness", passed=fresh, detail=_freshness_words(data, ruling)),
+        SafetyCheck(
+            name="data_gaps",
+            passed=gaps,
+            detail=f"{data.missing_bars} missing candles in the window "
+            f"(limit {limits.max_missing_bars})",
+        ),
+        SafetyCheck(name="indicators", passed=indicators, detail=_indicators_words(data)),
+        SafetyCheck(
+            name="min_confidence", passed=confident, detail=_confidence_words(proposal, limits)
+        ),
+        SafetyCheck(
+            name="max_position",
+            passed=position,
+            detail=_position_words(inputs, limits, position_step),
+        ),
+        SafetyCheck(
+            name="max_total_exposure",
+            passed=exposure,
+            detail=_exposure_words(inputs, limits, exposure_step),
+        ),
+        SafetyCheck(
+            name="live_order_cap",
+            passed=order_cap,
+            detail=_order_cap_words(inputs, safety, order_cap_step),
+        ),
+        SafetyCheck(
+            name="live_daily_cap",
+            passed=daily_cap,
+            detail=_daily_cap_words(inputs, safety, daily_cap_step),
+        ),
+        *[
+            _entry_check(trigger, entry, proposal.action)
+            for trigger, entry in zip(triggers, passed[_TRIGGERS_START:], strict=True)
+        ],
     )
     return SafetyReport(
         verdict=ruling.verdict,
         control_state=inputs.control_state,
-        checks=(*gate_checks, *trigger_checks),
+        checks=checks,
         action=ruling.action,
         size=ruling.size,
     )

@@ -185,6 +185,11 @@ class SlippageScan(NamedTuple):
     over: tuple[FillView, ...]  # the new fills that slipped beyond the limit, in order
 
 
+# The measures of nothing to measure, made once: a backtest meets them on most bars.
+_NO_SCORED_NEWS = SentimentMove(True, False, math.nan, 0, math.nan, 0, math.nan)
+_NO_READING = CircuitMove(False, False, None, math.nan, math.nan)
+_NO_NEW_FILLS = SlippageScan(True, False, 0, math.nan, ())
+
 TriggerMeasure = LossStreak | DayChange | ErrorBurst | SentimentMove | CircuitMove | SlippageScan
 
 
@@ -271,7 +276,7 @@ def error_burst(
     error_times: tuple[int, ...], as_of: int, window_ms: int, limits: RiskLimits
 ) -> ErrorBurst:
     """Trips on more than ``api_error_burst`` errors in (as_of - window, as_of]."""
-    count = sum(1 for at in error_times if as_of - window_ms < at <= as_of)
+    count = len([at for at in error_times if as_of - window_ms < at <= as_of])
     calm = count <= limits.api_error_burst
     return ErrorBurst(calm, not calm, count)
 
@@ -282,7 +287,7 @@ def sentiment_move(news: tuple[NewsItem, ...], as_of: int, limits: RiskLimits) -
     instant). Without scored news there is nothing to judge: it passes."""
     now = decayed_sentiment(news, as_of)
     if now is None:
-        return SentimentMove(True, False, math.nan, 0, math.nan, 0, math.nan)
+        return _NO_SCORED_NEWS
     earlier = decayed_sentiment(news, as_of - SENTIMENT_DROP_SPAN_MS)
     collapsed = now.score < limits.sentiment_floor
     if earlier is None:
@@ -338,7 +343,7 @@ def circuit_move(reading: CircuitReading | None, limits: RiskLimits) -> CircuitM
     frozen that long and then moving is abnormal too.
     """
     if reading is None:
-        return CircuitMove(False, False, None, math.nan, math.nan)
+        return _NO_READING
     normal = reading.atr
     multiple = reading.true_range / normal if normal > 0.0 else math.inf
     move = reading.close / reading.previous_close - 1.0
@@ -354,7 +359,7 @@ def slippage_scan(
     fill better than the reference price is no cost and no alarm."""
     new = [fill for fill in fills if _is_new(fill.filled_at, as_of, previous_check_ms)]
     if not new:
-        return SlippageScan(True, False, 0, math.nan, ())
+        return _NO_NEW_FILLS
     limit = limits.max_slippage_fraction
     over = tuple(fill for fill in new if fill.slippage_fraction > limit)
     worst = max(fill.slippage_fraction for fill in new)
@@ -374,20 +379,29 @@ def evaluate_triggers(
 ) -> TriggerReport:
     """Rule every trigger on the inputs and describe each, in TRIGGER_NAMES order."""
     ruling = rule_triggers(inputs, limits, safety, circuit_reading(inputs.candles))
-    outcomes = (
-        describe_losses(ruling.losses, limits),
-        describe_day_loss(ruling.day_loss, inputs.equity, limits),
-        describe_errors(ruling.errors, safety.api_error_window_seconds * 1000, limits),
-        describe_sentiment(ruling.sentiment, inputs.symbol, limits),
-        describe_circuit(ruling.circuit, inputs.symbol, len(inputs.candles), limits),
-        describe_slippage(ruling.slippage, limits),
+    symbol = inputs.symbol
+    details = (
+        losses_words(ruling.losses, limits),
+        day_loss_words(ruling.day_loss, inputs.equity, limits),
+        errors_words(ruling.errors, safety.api_error_window_seconds * 1000, limits),
+        sentiment_words(ruling.sentiment, limits),
+        circuit_words(ruling.circuit, len(inputs.candles), limits),
+        slippage_words(ruling.slippage, limits),
     )
-    return TriggerReport(
-        symbol=inputs.symbol,
-        as_of=inputs.as_of,
-        checks=tuple(outcome.check for outcome in outcomes),
-        trips=tuple(outcome.trip for outcome in outcomes if outcome.trip is not None),
+    checks = tuple(
+        [
+            SafetyCheck(name=name, passed=passed, detail=detail)
+            for name, passed, detail in zip(TRIGGER_NAMES, ruling.passed, details, strict=True)
+        ]
     )
+    trips = tuple(
+        [
+            _trip(name, symbol, detail)
+            for name, detail in zip(TRIGGER_NAMES, details, strict=True)
+            if name in ruling.trips
+        ]
+    )
+    return TriggerReport(symbol=symbol, as_of=inputs.as_of, checks=checks, trips=trips)
 
 
 def triggers_off(symbol: str, as_of: int) -> TriggerReport:
@@ -401,130 +415,132 @@ def triggers_off(symbol: str, as_of: int) -> TriggerReport:
 def check_consecutive_losses(
     trades: tuple[ClosedTrade, ...], as_of: int, previous_check_ms: int | None, limits: RiskLimits
 ) -> TriggerOutcome:
-    """The losing streak's check (loss_streak); a trip pauses every symbol."""
-    return describe_losses(loss_streak(trades, as_of, previous_check_ms, limits), limits)
+    """The losing streak's check (loss_streak) and trip."""
+    streak = loss_streak(trades, as_of, previous_check_ms, limits)
+    return _outcome("consecutive_losses", streak, losses_words(streak, limits))
 
 
-def describe_losses(streak: LossStreak, limits: RiskLimits) -> TriggerOutcome:
+def losses_words(streak: LossStreak, limits: RiskLimits) -> str:
     detail = f"{streak.streak} losing trades in a row (pause at {limits.max_consecutive_losses})"
     if streak.last_closed_at is None:
-        return _outcome("consecutive_losses", streak, None, detail)
+        return detail
     detail += f"; the last closed {format_timestamp(streak.last_closed_at)}"
     if streak.passed:
         detail += ", before the previous check: acted on then"
-    return _outcome("consecutive_losses", streak, None, detail)
+    return detail
 
 
 def check_daily_loss(equity: DailyEquity, limits: RiskLimits) -> TriggerOutcome:
     """The day's change's check (day_change): it stops entries, no pause."""
-    return describe_day_loss(day_change(equity, limits), equity, limits)
+    day = day_change(equity, limits)
+    return _outcome("daily_loss", day, day_loss_words(day, equity, limits))
 
 
-def describe_day_loss(day: DayChange, equity: DailyEquity, limits: RiskLimits) -> TriggerOutcome:
+def day_loss_words(day: DayChange, equity: DailyEquity, limits: RiskLimits) -> str:
     if day.change is None:
-        detail = f"no {equity.quote} equity at 00:00 UTC ({equity.at_day_start:.6g}): unmeasurable"
-    else:
-        detail = (
-            f"{equity.quote} equity {equity.now:.6g} vs {equity.at_day_start:.6g} at 00:00 UTC: "
-            f"{day.change:+.2%} (entries stop at {-limits.daily_loss_limit_fraction:.2%})"
-        )
-    return _outcome("daily_loss", day, None, detail)
+        return f"no {equity.quote} equity at 00:00 UTC ({equity.at_day_start:.6g}): unmeasurable"
+    return (
+        f"{equity.quote} equity {equity.now:.6g} vs {equity.at_day_start:.6g} at 00:00 UTC: "
+        f"{day.change:+.2%} (entries stop at {-limits.daily_loss_limit_fraction:.2%})"
+    )
 
 
 def check_api_error_burst(
     error_times: tuple[int, ...], as_of: int, window_ms: int, limits: RiskLimits
 ) -> TriggerOutcome:
-    """The API errors' check (error_burst); a trip pauses every symbol."""
-    return describe_errors(error_burst(error_times, as_of, window_ms, limits), window_ms, limits)
+    """The API errors' check (error_burst) and trip."""
+    burst = error_burst(error_times, as_of, window_ms, limits)
+    return _outcome("api_error_burst", burst, errors_words(burst, window_ms, limits))
 
 
-def describe_errors(burst: ErrorBurst, window_ms: int, limits: RiskLimits) -> TriggerOutcome:
-    detail = (
+def errors_words(burst: ErrorBurst, window_ms: int, limits: RiskLimits) -> str:
+    return (
         f"{burst.error_count} API errors in the {window_ms // 1000} s up to as_of "
         f"(pause above {limits.api_error_burst})"
     )
-    return _outcome("api_error_burst", burst, None, detail)
 
 
 def check_sentiment_collapse(
     symbol: str, news: tuple[NewsItem, ...], as_of: int, limits: RiskLimits
 ) -> TriggerOutcome:
-    """The sentiment's check (sentiment_move); a trip pauses the symbol."""
-    return describe_sentiment(sentiment_move(news, as_of, limits), symbol, limits)
+    """The sentiment's check (sentiment_move) and trip."""
+    move = sentiment_move(news, as_of, limits)
+    return _outcome("sentiment_collapse", move, sentiment_words(move, limits), symbol)
 
 
-def describe_sentiment(move: SentimentMove, symbol: str, limits: RiskLimits) -> TriggerOutcome:
+def sentiment_words(move: SentimentMove, limits: RiskLimits) -> str:
     if move.items == 0:
-        return _outcome("sentiment_collapse", move, symbol, "no scored news")
+        return "no scored news"
     floor = limits.sentiment_floor
     detail = f"sentiment {move.score:+.3f} from {move.items} items (floor {floor:+.3f})"
     if move.earlier_items == 0:
-        detail += "; an hour earlier: no scored news"
-    else:
-        detail += (
-            f"; an hour earlier {move.earlier_score:+.3f} from {move.earlier_items} items, "
-            f"drop {move.drop:.3f} (limit {limits.sentiment_max_drop_per_hour:.3f} per hour)"
-        )
-    return _outcome("sentiment_collapse", move, symbol, detail)
+        return detail + "; an hour earlier: no scored news"
+    return detail + (
+        f"; an hour earlier {move.earlier_score:+.3f} from {move.earlier_items} items, "
+        f"drop {move.drop:.3f} (limit {limits.sentiment_max_drop_per_hour:.3f} per hour)"
+    )
 
 
 def check_circuit_breaker(symbol: str, candles: CandleWindow, limits: RiskLimits) -> TriggerOutcome:
-    """The newest candle's check (circuit_move of its reading); a trip pauses the symbol."""
+    """The newest candle's check (circuit_move of its reading) and trip."""
     move = circuit_move(circuit_reading(candles), limits)
-    return describe_circuit(move, symbol, len(candles), limits)
+    return _outcome("circuit_breaker", move, circuit_words(move, len(candles), limits), symbol)
 
 
-def describe_circuit(
-    move: CircuitMove, symbol: str, candle_count: int, limits: RiskLimits
-) -> TriggerOutcome:
+def circuit_words(move: CircuitMove, candle_count: int, limits: RiskLimits) -> str:
     reading = move.reading
     if reading is None:
-        detail = (
+        return (
             f"need {CIRCUIT_BREAKER_MIN_CANDLES} closed candles to measure the newest one's "
             f"move, have {candle_count}"
         )
-        return _outcome("circuit_breaker", move, symbol, detail)
-    detail = (
+    return (
         f"candle closed {format_timestamp(reading.close_time)}: "
         f"true range {reading.true_range:.6g} = {move.multiple:.2f} × "
         f"ATR({CIRCUIT_BREAKER_ATR_PERIOD}) {reading.atr:.6g} "
         f"(limit {limits.circuit_breaker_atr_multiple:g} ×); close moved "
         f"{move.move:+.2%} (limit ±{limits.circuit_breaker_move_fraction:.2%})"
     )
-    return _outcome("circuit_breaker", move, symbol, detail)
 
 
 def check_slippage(
     fills: tuple[FillView, ...], as_of: int, previous_check_ms: int | None, limits: RiskLimits
 ) -> TriggerOutcome:
-    """The new fills' check (slippage_scan); a trip pauses every symbol."""
-    return describe_slippage(slippage_scan(fills, as_of, previous_check_ms, limits), limits)
+    """The new fills' check (slippage_scan) and trip."""
+    scan = slippage_scan(fills, as_of, previous_check_ms, limits)
+    return _outcome("slippage", scan, slippage_words(scan, limits))
 
 
-def describe_slippage(scan: SlippageScan, limits: RiskLimits) -> TriggerOutcome:
+def slippage_words(scan: SlippageScan, limits: RiskLimits) -> str:
     limit = f"(limit {limits.max_slippage_fraction:.2%})"
     if scan.new_fills == 0:
-        return _outcome("slippage", scan, None, f"no fills since the previous check {limit}")
+        return f"no fills since the previous check {limit}"
     if not scan.over:
         worst = f"worst slippage {scan.worst:+.2%}"
-        detail = f"{scan.new_fills} fills since the previous check, {worst} {limit}"
-        return _outcome("slippage", scan, None, detail)
+        return f"{scan.new_fills} fills since the previous check, {worst} {limit}"
     detail = "; ".join(
         # No order id: ids are random, and the decision record must not be.
         f"{fill.symbol} {fill.side} booked {format_timestamp(fill.filled_at)} "
         f"with slippage {fill.slippage_fraction:+.2%}"
         for fill in scan.over
     )
-    return _outcome("slippage", scan, None, f"{detail} {limit}")
+    return f"{detail} {limit}"
 
 
-def _outcome(name: str, measure: TriggerMeasure, symbol: str | None, detail: str) -> TriggerOutcome:
-    """The check, passed as the measure says, and its trip when the measure trips: of
-    ``symbol`` alone, or of every symbol (None)."""
+# What a trip pauses: the symbol for the market's own alarms, every symbol for the rest.
+_PAUSES_THE_SYMBOL = frozenset({"sentiment_collapse", "circuit_breaker"})
+
+
+def _trip(name: str, symbol: str | None, detail: str) -> Trip:
+    """The trip of ``name``: of ``symbol`` alone when the trigger pauses a symbol."""
+    if name in _PAUSES_THE_SYMBOL and symbol is not None:
+        return Trip(name, "symbol", symbol, f"{name} pauses {symbol}: {detail}")
+    return Trip(name, "global", None, f"{name} pauses all symbols: {detail}")
+
+
+def _outcome(
+    name: str, measure: TriggerMeasure, detail: str, symbol: str | None = None
+) -> TriggerOutcome:
+    """The check, passed as the measure says, and its trip when the measure trips."""
     check = SafetyCheck(name=name, passed=measure.passed, detail=detail)
-    if not measure.trips:
-        return TriggerOutcome(check)
-    where = "all symbols" if symbol is None else symbol
-    scope: TriggerScope = "global" if symbol is None else "symbol"
-    trip = Trip(name=name, scope=scope, symbol=symbol, reason=f"{name} pauses {where}: {detail}")
-    return TriggerOutcome(check, trip)
+    return TriggerOutcome(check, _trip(name, symbol, detail) if measure.trips else None)
