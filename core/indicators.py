@@ -165,7 +165,8 @@ def _ema_seeded(values: FloatArray, period: int, seed_index: int) -> FloatArray:
         return out
     alpha = 2.0 / (period + 1)
     level = _seed_mean(values[..., seed_index - period + 1 : seed_index + 1], period)
-    levels = [level]
+    levels = _levels(out, seed_index)
+    levels.append(level)
     for item in _steps(values[..., seed_index + 1 :]):
         # Same operation order as TA-Lib: ((x - prev) * k) + prev.
         level = (item - level) * alpha + level
@@ -181,7 +182,8 @@ def _wilder(values: FloatArray, period: int) -> FloatArray:
     if values.shape[-1] < period:
         return out
     level = _seed_mean(values[..., :period], period)
-    levels = [level]
+    levels = _levels(out, period - 1)
+    levels.append(level)
     keep = period - 1
     for item in _steps(values[..., period:]):
         # TA-Lib's order: (prev * (n-1) + x) / n.
@@ -250,24 +252,96 @@ def _steps(values: FloatArray) -> list[Step]:
 
 def _seed_mean(values: FloatArray, period: int) -> Step:
     """The correctly rounded mean of each window's seed values (math.fsum, then / period).
-    Windows of one series read their runs from one list of the series."""
+    Windows of one series are summed as runs of that series (_run_sums)."""
     if values.ndim == 1:
         return math.fsum(values.tolist()) / period
     series = _windowed_series(values)
     if series is None:
         return np.array([math.fsum(row) for row in values.tolist()]) / period
+    return _run_sums(series, values.shape[-1]) / period
+
+
+def _run_sums(series: FloatArray, width: int) -> FloatArray:
+    """math.fsum of every run of ``width`` consecutive values of ``series``: by integer
+    arithmetic where that is exact (_exact_run_sums), else fsum over slices of one list."""
+    sums = _exact_run_sums(series, width)
     bars = series.tolist()
-    width = values.shape[-1]
-    return np.array([math.fsum(bars[row : row + width]) for row in range(len(values))]) / period
+    if sums is None:
+        return np.array(
+            [math.fsum(bars[start : start + width]) for start in range(len(bars) - width + 1)]
+        )
+    # A zero sum is left to fsum itself: its sign of zero is fsum's convention, not the
+    # integers' (which have no -0).
+    for start in np.flatnonzero(sums == 0.0).tolist():
+        sums[start] = math.fsum(bars[start : start + width])
+    return sums
 
 
-def _store(out: FloatArray, start: int, levels: list[Step]) -> None:
-    """A recursion's levels into ``out`` from index ``start`` on: a list of floats for one
-    series, a column per step (one contiguous write each) for rows of windows."""
+# Past these binary exponents a scaled part could leave the normal floats, where scaling by
+# a power of two is no longer exact.
+_LOWEST_EXPONENT = -1000
+_HIGHEST_EXPONENT = 1000
+
+
+def _exact_run_sums(series: FloatArray, width: int) -> FloatArray | None:
+    """The correctly rounded sum of every run of ``width`` values (what fsum gives), or
+    None where this integer route cannot guarantee it.
+
+    Every finite float is an integer multiple of 2**low, the last bit of the smallest
+    nonzero |value|. Each value is split exactly into a high part, an integer multiple of
+    2**(low + cut), and a low part in [0, 2**(low + cut)). Summed as int64 integers the
+    parts' run sums are exact and, with ``cut`` chosen so, each below 2**53: each then a
+    float exactly, and one float addition of the two gives the exact sum rounded once, to
+    nearest even: fsum's result. That needs the values to span at most 53 - 2 *
+    log2(width) binades (prices span a few; gains or true ranges ~20-45); past that, None.
+    """
+    if len(series) < width or not np.isfinite(series).all():
+        return None
+    mantissa, exponent = np.frexp(series)  # series = mantissa * 2**exponent, 0.5 ≤ |m| < 1
+    nonzero = mantissa != 0.0
+    if not nonzero.any():
+        return None
+    exponent = exponent[nonzero].astype(np.int64)  # (frexp gives 0 the exponent 0)
+    low = int(exponent.min()) - 53  # every value is an integer times 2**low
+    span = int(exponent.max()) - 53 - low  # |value| < 2**(53 + span + low)
+    run_bits = math.ceil(math.log2(width))  # a run sum is below width * its largest part
+    cut = 53 - run_bits  # low parts below 2**cut units: their run sums below 2**53
+    if span + run_bits > cut or low < _LOWEST_EXPONENT or span + low + 53 > _HIGHEST_EXPONENT:
+        return None  # high parts of 2**(53 + span - cut) units would not sum below 2**53
+    high = np.floor(np.ldexp(series, -(low + cut)))  # exact: |high| ≤ 2**(53 + span - cut)
+    rest = series - np.ldexp(high, low + cut)  # exact: a multiple of 2**low below 2**(low+cut)
+    high_sums = sliding_window_view(high.astype(np.int64), width).sum(axis=-1)
+    low_sums = sliding_window_view(np.ldexp(rest, -low).astype(np.int64), width).sum(axis=-1)
+    sums: FloatArray = np.ldexp(high_sums.astype(np.float64), low + cut) + np.ldexp(
+        low_sums.astype(np.float64), low
+    )
+    return sums
+
+
+class _Columns:
+    """The time-major rows (the columns of the windows) of a 2-d output from one index on,
+    written in order as a recursion appends its levels: no step's vector is kept past the
+    next step, so a recursion holds its output and not a second copy of it."""
+
+    def __init__(self, out: FloatArray, start: int) -> None:
+        self._next = iter(out.T[start:]).__next__
+
+    def append(self, level: FloatArray) -> None:
+        self._next()[...] = level
+
+
+def _levels(out: FloatArray, start: int) -> "list[float] | _Columns":
+    """Where a recursion's levels go: a list of floats for one series (stored at the end),
+    ``out``'s columns themselves for rows of windows."""
     if out.ndim == 1:
+        return []
+    return _Columns(out, start)
+
+
+def _store(out: FloatArray, start: int, levels: "list[float] | _Columns") -> None:
+    """A series' levels into ``out`` from index ``start`` on (columns are written already)."""
+    if isinstance(levels, list):
         out[start:] = levels
-    else:
-        np.stack(levels, out=out.T[start:])
 
 
 def _pad_front(values: FloatArray) -> FloatArray:
