@@ -53,10 +53,14 @@ def rsi(close: FloatArray, period: int = 14) -> FloatArray:
     change = _elementwise(np.subtract, prices[..., 1:], prices[..., :-1])
     gain = _wilder(_elementwise(_gains, change), period)
     loss = _wilder(_elementwise(_losses, change), period)
-    total = gain + loss
-    # 100 * (gain / total) in TA-Lib's operation order; left NaN where total is 0 or NaN.
-    share = np.divide(gain, total, out=_nan_like(total), where=total > 0.0)
-    return _pad_front(100.0 * share)
+    total = np.add(gain, loss, out=loss)  # (the losses are not read again)
+    out = _nan_like(prices)  # the first bar has no change: NaN there
+    share = out[..., 1:]
+    # 100 * (gain / total) in TA-Lib's operation order, in place (for rows of windows each
+    # full-size array is a cost); left NaN where total is 0 or NaN.
+    np.divide(gain, total, out=share, where=total > 0.0)
+    np.multiply(share, 100.0, out=share)
+    return out
 
 
 def macd(
@@ -110,7 +114,9 @@ def atr(high: FloatArray, low: FloatArray, close: FloatArray, period: int = 14) 
     if not highs.shape == lows.shape == closes.shape:
         raise ValueError("high, low and close must have the same length")
     true_range = _elementwise(_true_range, highs[..., 1:], lows[..., 1:], closes[..., :-1])
-    return _pad_front(_wilder(true_range, period))
+    out = _nan_like(highs)  # the first bar has no true range: NaN there
+    _wilder(true_range, period, out=out[..., 1:])
+    return out
 
 
 def volume_zscore(volume: FloatArray, period: int = 20) -> FloatArray:
@@ -175,10 +181,12 @@ def _ema_seeded(values: FloatArray, period: int, seed_index: int) -> FloatArray:
     return out
 
 
-def _wilder(values: FloatArray, period: int) -> FloatArray:
+def _wilder(values: FloatArray, period: int, out: FloatArray | None = None) -> FloatArray:
     """Wilder's smoothing (alpha = 1/period) seeded by the mean of the first ``period``
-    values: defined from index period-1 of ``values``."""
-    out = _nan_like(values)
+    values: defined from index period-1 of ``values``. Written into ``out`` when given
+    (NaN, the shape of ``values``: a view into a longer output saves copying into it)."""
+    if out is None:
+        out = _nan_like(values)
     if values.shape[-1] < period:
         return out
     level = _seed_mean(values[..., :period], period)
@@ -342,13 +350,6 @@ def _store(out: FloatArray, start: int, levels: "list[float] | _Columns") -> Non
     """A series' levels into ``out`` from index ``start`` on (columns are written already)."""
     if isinstance(levels, list):
         out[start:] = levels
-
-
-def _pad_front(values: FloatArray) -> FloatArray:
-    """``values`` one step longer at the front, with NaN there (the first bar has no change)."""
-    out = np.full((*values.shape[:-1], values.shape[-1] + 1), np.nan, order="F")
-    out[..., 1:] = values
-    return out
 
 
 def _as_floats(values: FloatArray) -> FloatArray:
