@@ -53,10 +53,14 @@ def rsi(close: FloatArray, period: int = 14) -> FloatArray:
     change = _elementwise(np.subtract, prices[..., 1:], prices[..., :-1])
     gain = _wilder(_elementwise(_gains, change), period)
     loss = _wilder(_elementwise(_losses, change), period)
-    total = gain + loss
-    # 100 * (gain / total) in TA-Lib's operation order; left NaN where total is 0 or NaN.
-    share = np.divide(gain, total, out=_nan_like(total), where=total > 0.0)
-    return _pad_front(100.0 * share)
+    total = np.add(gain, loss, out=loss)  # (the losses are not read again)
+    out = _nan_like(prices)  # the first bar has no change: NaN there
+    share = out[..., 1:]
+    # 100 * (gain / total) in TA-Lib's operation order, in place (for rows of windows each
+    # full-size array is a cost); left NaN where total is 0 or NaN.
+    np.divide(gain, total, out=share, where=total > 0.0)
+    np.multiply(share, 100.0, out=share)
+    return out
 
 
 def macd(
@@ -110,7 +114,9 @@ def atr(high: FloatArray, low: FloatArray, close: FloatArray, period: int = 14) 
     if not highs.shape == lows.shape == closes.shape:
         raise ValueError("high, low and close must have the same length")
     true_range = _elementwise(_true_range, highs[..., 1:], lows[..., 1:], closes[..., :-1])
-    return _pad_front(_wilder(true_range, period))
+    out = _nan_like(highs)  # the first bar has no true range: NaN there
+    _wilder(true_range, period, out=out[..., 1:])
+    return out
 
 
 def volume_zscore(volume: FloatArray, period: int = 20) -> FloatArray:
@@ -165,7 +171,8 @@ def _ema_seeded(values: FloatArray, period: int, seed_index: int) -> FloatArray:
         return out
     alpha = 2.0 / (period + 1)
     level = _seed_mean(values[..., seed_index - period + 1 : seed_index + 1], period)
-    levels = [level]
+    levels = _levels(out, seed_index)
+    levels.append(level)
     for item in _steps(values[..., seed_index + 1 :]):
         # Same operation order as TA-Lib: ((x - prev) * k) + prev.
         level = (item - level) * alpha + level
@@ -174,14 +181,17 @@ def _ema_seeded(values: FloatArray, period: int, seed_index: int) -> FloatArray:
     return out
 
 
-def _wilder(values: FloatArray, period: int) -> FloatArray:
+def _wilder(values: FloatArray, period: int, out: FloatArray | None = None) -> FloatArray:
     """Wilder's smoothing (alpha = 1/period) seeded by the mean of the first ``period``
-    values: defined from index period-1 of ``values``."""
-    out = _nan_like(values)
+    values: defined from index period-1 of ``values``. Written into ``out`` when given
+    (NaN, the shape of ``values``: a view into a longer output saves copying into it)."""
+    if out is None:
+        out = _nan_like(values)
     if values.shape[-1] < period:
         return out
     level = _seed_mean(values[..., :period], period)
-    levels = [level]
+    levels = _levels(out, period - 1)
+    levels.append(level)
     keep = period - 1
     for item in _steps(values[..., period:]):
         # TA-Lib's order: (prev * (n-1) + x) / n.
@@ -250,31 +260,96 @@ def _steps(values: FloatArray) -> list[Step]:
 
 def _seed_mean(values: FloatArray, period: int) -> Step:
     """The correctly rounded mean of each window's seed values (math.fsum, then / period).
-    Windows of one series read their runs from one list of the series."""
+    Windows of one series are summed as runs of that series (_run_sums)."""
     if values.ndim == 1:
         return math.fsum(values.tolist()) / period
     series = _windowed_series(values)
     if series is None:
         return np.array([math.fsum(row) for row in values.tolist()]) / period
+    return _run_sums(series, values.shape[-1]) / period
+
+
+def _run_sums(series: FloatArray, width: int) -> FloatArray:
+    """math.fsum of every run of ``width`` consecutive values of ``series``: by integer
+    arithmetic where that is exact (_exact_run_sums), else fsum over slices of one list."""
+    sums = _exact_run_sums(series, width)
     bars = series.tolist()
-    width = values.shape[-1]
-    return np.array([math.fsum(bars[row : row + width]) for row in range(len(values))]) / period
+    if sums is None:
+        return np.array(
+            [math.fsum(bars[start : start + width]) for start in range(len(bars) - width + 1)]
+        )
+    # A zero sum is left to fsum itself: its sign of zero is fsum's convention, not the
+    # integers' (which have no -0).
+    for start in np.flatnonzero(sums == 0.0).tolist():
+        sums[start] = math.fsum(bars[start : start + width])
+    return sums
 
 
-def _store(out: FloatArray, start: int, levels: list[Step]) -> None:
-    """A recursion's levels into ``out`` from index ``start`` on: a list of floats for one
-    series, a column per step (one contiguous write each) for rows of windows."""
+# Past these binary exponents a scaled part could leave the normal floats, where scaling by
+# a power of two is no longer exact.
+_LOWEST_EXPONENT = -1000
+_HIGHEST_EXPONENT = 1000
+
+
+def _exact_run_sums(series: FloatArray, width: int) -> FloatArray | None:
+    """The correctly rounded sum of every run of ``width`` values (what fsum gives), or
+    None where this integer route cannot guarantee it.
+
+    Every finite float is an integer multiple of 2**low, the last bit of the smallest
+    nonzero |value|. Each value is split exactly into a high part, an integer multiple of
+    2**(low + cut), and a low part in [0, 2**(low + cut)). Summed as int64 integers the
+    parts' run sums are exact and, with ``cut`` chosen so, each below 2**53: each then a
+    float exactly, and one float addition of the two gives the exact sum rounded once, to
+    nearest even: fsum's result. That needs the values to span at most 53 - 2 *
+    log2(width) binades (prices span a few; gains or true ranges ~20-45); past that, None.
+    """
+    if len(series) < width or not np.isfinite(series).all():
+        return None
+    mantissa, exponent = np.frexp(series)  # series = mantissa * 2**exponent, 0.5 ≤ |m| < 1
+    nonzero = mantissa != 0.0
+    if not nonzero.any():
+        return None
+    exponent = exponent[nonzero].astype(np.int64)  # (frexp gives 0 the exponent 0)
+    low = int(exponent.min()) - 53  # every value is an integer times 2**low
+    span = int(exponent.max()) - 53 - low  # |value| < 2**(53 + span + low)
+    run_bits = math.ceil(math.log2(width))  # a run sum is below width * its largest part
+    cut = 53 - run_bits  # low parts below 2**cut units: their run sums below 2**53
+    if span + run_bits > cut or low < _LOWEST_EXPONENT or span + low + 53 > _HIGHEST_EXPONENT:
+        return None  # high parts of 2**(53 + span - cut) units would not sum below 2**53
+    high = np.floor(np.ldexp(series, -(low + cut)))  # exact: |high| ≤ 2**(53 + span - cut)
+    rest = series - np.ldexp(high, low + cut)  # exact: a multiple of 2**low below 2**(low+cut)
+    high_sums = sliding_window_view(high.astype(np.int64), width).sum(axis=-1)
+    low_sums = sliding_window_view(np.ldexp(rest, -low).astype(np.int64), width).sum(axis=-1)
+    sums: FloatArray = np.ldexp(high_sums.astype(np.float64), low + cut) + np.ldexp(
+        low_sums.astype(np.float64), low
+    )
+    return sums
+
+
+class _Columns:
+    """The time-major rows (the columns of the windows) of a 2-d output from one index on,
+    written in order as a recursion appends its levels: no step's vector is kept past the
+    next step, so a recursion holds its output and not a second copy of it."""
+
+    def __init__(self, out: FloatArray, start: int) -> None:
+        self._next = iter(out.T[start:]).__next__
+
+    def append(self, level: FloatArray) -> None:
+        self._next()[...] = level
+
+
+def _levels(out: FloatArray, start: int) -> "list[float] | _Columns":
+    """Where a recursion's levels go: a list of floats for one series (stored at the end),
+    ``out``'s columns themselves for rows of windows."""
     if out.ndim == 1:
+        return []
+    return _Columns(out, start)
+
+
+def _store(out: FloatArray, start: int, levels: "list[float] | _Columns") -> None:
+    """A series' levels into ``out`` from index ``start`` on (columns are written already)."""
+    if isinstance(levels, list):
         out[start:] = levels
-    else:
-        np.stack(levels, out=out.T[start:])
-
-
-def _pad_front(values: FloatArray) -> FloatArray:
-    """``values`` one step longer at the front, with NaN there (the first bar has no change)."""
-    out = np.full((*values.shape[:-1], values.shape[-1] + 1), np.nan, order="F")
-    out[..., 1:] = values
-    return out
 
 
 def _as_floats(values: FloatArray) -> FloatArray:

@@ -351,6 +351,102 @@ def test_changing_the_future_never_changes_the_past(data: st.DataObject) -> None
         assert original[: cut + 1].tobytes() == changed[: cut + 1].tobytes()
 
 
+# --- windows of one series: seeds summed as runs of the series ---
+
+
+def _fsum_of_runs(series: FloatArray, width: int) -> bytes:
+    values = series.tolist()
+    runs = [math.fsum(values[start : start + width]) for start in range(len(values) - width + 1)]
+    return np.array(runs).tobytes()
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_run_sums_are_fsum_of_every_run(data: st.DataObject) -> None:
+    """Bitwise math.fsum of each run: values of 53 significant bits (so runs need rounding,
+    ties included) spread over 0 to 60 binades (the integer route and, past its reach,
+    fsum), with zeros and cancelling signs."""
+    width = data.draw(st.integers(min_value=1, max_value=60), label="width")
+    spread = data.draw(st.integers(min_value=0, max_value=60), label="binades")
+    value = st.builds(
+        lambda sign, integer, power: sign * math.ldexp(integer, power),
+        st.sampled_from([1.0, -1.0]),
+        st.integers(min_value=2**52, max_value=2**53 - 1),
+        st.integers(min_value=-spread // 2, max_value=spread - spread // 2),
+    )
+    values = data.draw(
+        st.lists(value | st.just(0.0), min_size=width, max_size=width + 60), label="values"
+    )
+    series = np.array(values)
+    assert indicators._run_sums(series, width).tobytes() == _fsum_of_runs(series, width)
+
+
+@pytest.mark.parametrize(
+    ("values", "width", "expected"),
+    [
+        # 2**53 + 3 lies halfway between 2**53 + 2 and 2**53 + 4: to the even one.
+        ([2.0**52 + 1, 2.0**52 + 2], 2, 2.0**53 + 4),
+        # 2**53 + 1 is halfway between 2**53 and 2**53 + 2: to the even one, 2**53.
+        ([2.0**52, 2.0**52 + 1, 0.0], 2, 2.0**53),
+        # The same below zero, with parts cancelling: -(2**53 + 1) to -(2**53).
+        ([-(2.0**52) - 1, 3.0 - 2.0**50, -(2.0**52) + 2.0**50 - 3], 3, -(2.0**53)),
+    ],
+)
+def test_run_sums_round_the_exact_sum_once_to_even(
+    values: list[float], width: int, expected: float
+) -> None:
+    series = np.array(values)
+    exact = indicators._exact_run_sums(series, width)
+    assert exact is not None  # the integer route itself, not its fallback
+    assert exact[0] == expected
+    assert indicators._run_sums(series, width).tobytes() == _fsum_of_runs(series, width)
+
+
+def test_run_sums_of_real_prices_and_gains_take_the_integer_route(real: Candles) -> None:
+    """Where the backtest's speed comes from: a block's closes, gains and true ranges fit."""
+    close = real.window.close[:4400]
+    gains = np.maximum(np.diff(close), 0.0)
+    for series, width in ((close, 50), (close, 26), (gains, 14)):
+        exact = indicators._exact_run_sums(series, width)
+        assert exact is not None
+        assert exact.tobytes() == _fsum_of_runs(series, width)
+
+
+def test_run_sums_leave_what_the_integers_cannot_hold_to_fsum() -> None:
+    spread = np.array([1e300, 1.0, -1e300, 3.0])  # ~1000 binades apart
+    poisoned = np.array([1.0, np.nan, 2.0, np.inf, 3.0, 4.0])
+    for series, width in ((spread, 2), (spread, 3), (poisoned, 2)):
+        assert indicators._exact_run_sums(series, width) is None
+        assert indicators._run_sums(series, width).tobytes() == _fsum_of_runs(series, width)
+
+
+def test_zero_run_sums_carry_fsums_sign_of_zero() -> None:
+    series = np.array([-0.0, -0.0, 1.0, -1.0, 0.0])
+    assert indicators._run_sums(series, 2).tobytes() == _fsum_of_runs(series, 2)
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_windows_of_one_series_equal_each_window_alone(data: st.DataObject) -> None:
+    """Rows as a backtest hands them in (sliding windows of one series, computed from the
+    series) give every indicator bitwise what each window gives alone."""
+    width = data.draw(st.integers(min_value=30, max_value=70), label="width")
+    bars = data.draw(st.integers(min_value=width, max_value=width + 40), label="bars")
+    columns = [
+        np.array(
+            data.draw(st.lists(prices | st.sampled_from([1.0, 2.5]), min_size=bars, max_size=bars))
+        )
+        for _ in range(4)
+    ]
+    rows = every_series(
+        *(np.lib.stride_tricks.sliding_window_view(column, width) for column in columns)
+    )
+    for start in range(bars - width + 1):
+        alone = every_series(*(column[start : start + width] for column in columns))
+        for one, many in zip(alone, rows, strict=True):
+            assert one.tobytes() == np.ascontiguousarray(many[start]).tobytes(), start
+
+
 # --- the snapshot ---
 
 
