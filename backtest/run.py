@@ -326,7 +326,9 @@ class Backtest:
         portfolio = self.broker.portfolio(as_of)
         opinion = None
         if block.features is not None:
-            unusable = rl_unusable(self.rl_model, self.request(as_of), settings.lookback_bars, None)
+            unusable = rl_unusable(
+                self.rl_model, self.series.timeframe, as_of, settings.lookback_bars, None
+            )
             if unusable is None:
                 assert not isinstance(self.rl_model, Abstained)  # rl_unusable answers for it
                 shown = policy_observation(

@@ -134,7 +134,8 @@ def rl(state: DecisionState, services: DecisionServices) -> DecisionState:
     """
     model, request, market = services.rl_model, state["request"], state["market"]
     missing = None if market.snapshot else market.snapshot_error or "indicators unavailable"
-    unusable = rl_unusable(model, request, services.settings.lookback_bars, missing)
+    lookback = services.settings.lookback_bars
+    unusable = rl_unusable(model, request.timeframe, request.as_of, lookback, missing)
     if unusable is not None:
         return {"rl": unusable}
     # rl_unusable answers for an abstaining model and a missing snapshot.
@@ -149,14 +150,15 @@ def rl(state: DecisionState, services: DecisionServices) -> DecisionState:
 
 def rl_unusable(
     model: ActiveModel | Abstained,
-    request: DecisionRequest,
+    timeframe: str,
+    as_of: int,
     lookback_bars: int,
     snapshot_error: str | None,
 ) -> Abstained | None:
-    """Why the policy gives no opinion on this decision, or None when it is asked."""
+    """Why the policy gives no opinion on a decision at ``as_of``, or None when it is asked."""
     if isinstance(model, Abstained):
         return model
-    not_usable = model.out_of_sample_reason(request.timeframe, request.as_of)
+    not_usable = model.out_of_sample_reason(timeframe, as_of)
     if not_usable is not None:
         return Abstained(reason=not_usable)
     if lookback_bars < PARITY_LOOKBACK_BARS:
