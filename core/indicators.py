@@ -19,9 +19,10 @@ and the 2-d results are laid out so (Fortran order: shape (rows, bars), memory b
 Rows that are consecutive windows of one series (a sliding_window_view: row r is
 series[r : r + width]) are recognised by their layout and computed from the series where
 the value of a bar does not depend on the window: element-wise inputs (changes, gains,
-true ranges) once per bar instead of once per window and bar, and the seeds' fsums over
-runs of one Python list of the series instead of a list per row. Same numbers, same
-operations, so the same floats.
+true ranges) once per bar instead of once per window and bar, and the seeds' fsums as
+sums of runs of the series: in exact integer arithmetic where that provably gives fsum's
+correctly rounded result (_exact_run_sums), else fsum over slices of one list. Same
+numbers, same operations (or the same correctly rounded sums), so the same floats.
 """
 
 import math
@@ -273,15 +274,15 @@ def _run_sums(series: FloatArray, width: int) -> FloatArray:
     """math.fsum of every run of ``width`` consecutive values of ``series``: by integer
     arithmetic where that is exact (_exact_run_sums), else fsum over slices of one list."""
     sums = _exact_run_sums(series, width)
-    bars = series.tolist()
     if sums is None:
+        bars = series.tolist()
         return np.array(
             [math.fsum(bars[start : start + width]) for start in range(len(bars) - width + 1)]
         )
     # A zero sum is left to fsum itself: its sign of zero is fsum's convention, not the
     # integers' (which have no -0).
     for start in np.flatnonzero(sums == 0.0).tolist():
-        sums[start] = math.fsum(bars[start : start + width])
+        sums[start] = math.fsum(series[start : start + width].tolist())
     return sums
 
 
