@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from core.candles import FloatArray
+from core.elementwise import clip_unit, divide_where, full_like, where
 from core.evidence import Argument, Evidence
 from core.snapshot import MarketSnapshot
 
@@ -74,9 +74,10 @@ _CODE = {category: code for code, category in enumerate(CATEGORIES)}
 BoolArray = NDArray[np.bool_]
 IntArray = NDArray[np.intp]
 
-# The snapshot's values by name, each an array with one value per bar: one bar for a
-# decision, every bar of a backtest at once (core.market_features.evidence_values).
-Values = Mapping[str, FloatArray]
+# The snapshot's values by name: a number each for a decision's bar, or an array each with
+# one entry per bar for a backtest's bars at once (core.market_features.evidence_values).
+# The rules compute through core.elementwise, the same operations either way.
+Values = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -94,13 +95,14 @@ class Side:
 
 @dataclass(frozen=True)
 class Reading:
-    """What a rule finds at each bar: whether it fires, how strongly (where it fires), the
-    category it argues under (a code into CATEGORIES), and the measures its claim states."""
+    """What a rule finds at a bar (numbers) or at each bar (arrays): whether it fires, how
+    strongly (where it fires), the category it argues under (a code into CATEGORIES), and
+    the measures its claim states."""
 
-    fired: BoolArray
-    strength: FloatArray
-    category: IntArray
-    measures: tuple[FloatArray, ...] = ()
+    fired: Any
+    strength: Any
+    category: Any
+    measures: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ class Rule:
 def ramp(value: Any, start: float, span: float) -> Any:
     """0 at ``start``, rising linearly to 1 at ``start + span``, clipped to [0, 1]; for a
     number or an array of them."""
-    return np.minimum(1.0, np.maximum(0.0, (value - start) / span))
+    return clip_unit((value - start) / span)
 
 
 # Ratios such as close/ema50 - 1, shown as signed percentages.
@@ -143,20 +145,15 @@ def show(evidence: Evidence) -> str:
     return f"{value:,.6g}"
 
 
-def atr_multiple(values: Values, fraction: FloatArray) -> FloatArray:
+def atr_multiple(values: Values, fraction: Any) -> Any:
     """A fractional move (0.01 = 1%) in units of ATR(14)/close; NaN where ATR is not
     positive (every comparison with it is false: the rule does not fire)."""
     atr_pct = values["atr_pct"]
-    multiple: FloatArray = np.divide(
-        fraction, atr_pct, out=np.full(atr_pct.shape, np.nan), where=atr_pct > 0.0
-    )
-    return multiple
+    return divide_where(fraction, atr_pct, atr_pct > 0.0)
 
 
-def _reading(
-    fired: BoolArray, strength: FloatArray, category: Category, *measures: FloatArray
-) -> Reading:
-    return Reading(fired, strength, np.full(fired.shape, _CODE[category]), measures)
+def _reading(fired: Any, strength: Any, category: Category, *measures: Any) -> Reading:
+    return Reading(fired, strength, full_like(fired, _CODE[category]), measures)
 
 
 def _atr_note(snapshot: MarketSnapshot) -> str:
@@ -179,7 +176,7 @@ def claim_trend(
     snapshot: MarketSnapshot, side: Side, reading: Reading
 ) -> tuple[str, tuple[Evidence, ...]]:
     gap, slope = snapshot["close_vs_ema_50"], snapshot["ema_50_slope_5"]
-    gap_atr, slope_atr = (float(measure[0]) for measure in reading.measures)
+    gap_atr, slope_atr = reading.measures
     claim = (
         f"{side.trend}: close {show(gap)} vs EMA(50) is {gap_atr:.2f} ATR {side.above} it "
         f"(> {TREND_GAP_ATR:.2f}) and EMA(50) is {side.rising} {show(slope)} over 5 bars "
@@ -191,7 +188,7 @@ def claim_trend(
 def read_momentum(values: Values, side: Side) -> Reading:
     """MACD histogram past zero and still growing, with 20-bar momentum the same way."""
     hist, previous, atr = values["macd_hist"], values["macd_hist_prev"], values["atr_14"]
-    hist_atr = np.divide(side.sign * hist, atr, out=np.full(atr.shape, np.nan), where=atr > 0.0)
+    hist_atr = divide_where(side.sign * hist, atr, atr > 0.0)
     growing = side.sign * (hist - previous) > 0.0
     fired = (hist_atr > MACD_HIST_ATR) & growing & (side.sign * values["momentum_20"] > 0.0)
     return _reading(fired, ramp(hist_atr, MACD_HIST_ATR, MACD_HIST_SPAN_ATR), "momentum", hist_atr)
@@ -204,7 +201,7 @@ def claim_momentum(
         snapshot[name] for name in ("macd_hist", "macd_hist_prev", "momentum_20", "atr_14")
     )
     claim = (
-        f"momentum: MACD histogram {show(hist)} is {float(reading.measures[0][0]):.2f} ATR "
+        f"momentum: MACD histogram {show(hist)} is {reading.measures[0]:.2f} ATR "
         f"{side.above} zero (> {MACD_HIST_ATR:.2f}) and {side.rising} from {show(prev)}, "
         f"20-bar momentum {show(mom)} agrees; ATR(14) {show(atr)}"
     )
@@ -234,9 +231,9 @@ def read_band_excursion(values: Values, side: Side) -> Reading:
     category volatility); otherwise it argues *against* it (mean reversion).
     """
     squeeze = values["atr_pct_rank"] <= VOL_RANK_LOW
-    direction = np.where(squeeze, side.sign, -side.sign)
+    direction = where(squeeze, side.sign, -side.sign)
     outside = direction * (values["bb_percent_b"] - PERCENT_B_MIDDLE) - PERCENT_B_BAND
-    category = np.where(squeeze, _CODE["volatility"], _CODE["mean_reversion"])
+    category = where(squeeze, _CODE["volatility"], _CODE["mean_reversion"])
     return Reading(outside > 0.0, ramp(outside, 0.0, PERCENT_B_SPAN), category, (direction,))
 
 
@@ -244,7 +241,7 @@ def claim_band_excursion(
     snapshot: MarketSnapshot, _side: Side, reading: Reading
 ) -> tuple[str, tuple[Evidence, ...]]:
     percent_b, rank = snapshot["bb_percent_b"], snapshot["atr_pct_rank"]
-    upward = float(reading.measures[0][0]) > 0
+    upward = reading.measures[0] > 0
     band = snapshot["bb_upper" if upward else "bb_lower"]
     beyond = "above the upper" if upward else "below the lower"
     where = (
@@ -252,7 +249,7 @@ def claim_band_excursion(
         f"(%b {show(percent_b)})"
     )
     cited = (percent_b, snapshot["close"], band)
-    if CATEGORIES[int(reading.category[0])] == "volatility":
+    if CATEGORIES[reading.category] == "volatility":
         claim = (
             f"squeeze breakout: {where} while volatility is compressed "
             f"(ATR% rank {show(rank)} <= {VOL_RANK_LOW:.2f})"
@@ -275,7 +272,7 @@ def claim_volume_confirmation(
 ) -> tuple[str, tuple[Evidence, ...]]:
     ret, volume_z = snapshot["return_1"], snapshot["volume_z_20"]
     claim = (
-        f"volume: last bar {show(ret)} ({float(reading.measures[0][0]):.2f} ATR, > "
+        f"volume: last bar {show(ret)} ({reading.measures[0]:.2f} ATR, > "
         f"{VOLUME_MOVE_ATR:.2f}) on volume z {show(volume_z)} (> {VOLUME_HEAVY_Z:.2f}): "
         f"{side.pressure} in control; {_atr_note(snapshot)}"
     )
@@ -286,8 +283,8 @@ def read_book_pressure(values: Values, side: Side) -> Reading:
     """More resting quantity on this side's book within the band, under a tight spread;
     without a recent book there is nothing to argue from."""
     if "book_imbalance" not in values:
-        nowhere = np.zeros(values["close"].shape, dtype=bool)
-        return _reading(nowhere, np.zeros(nowhere.shape), "order_book")
+        nowhere = full_like(values["close"], False)
+        return _reading(nowhere, full_like(nowhere, 0.0), "order_book")
     lean = side.sign * values["book_imbalance"]
     fired = (lean > BOOK_IMBALANCE) & (values["book_spread"] <= BOOK_MAX_SPREAD)
     return _reading(fired, ramp(lean, BOOK_IMBALANCE, BOOK_IMBALANCE_SPAN), "order_book")
@@ -322,26 +319,22 @@ def readings(values: Values, side: Side) -> tuple[Reading, ...]:
         return tuple(rule.read(values, side) for rule in RULES)
 
 
-def snapshot_values(snapshot: MarketSnapshot) -> Values:
-    """The snapshot's values as one-bar arrays, the shape the rules read."""
-    return {name: np.array([evidence.value]) for name, evidence in snapshot.values.items()}
-
-
 def arguments_for(snapshot: MarketSnapshot, side: Side) -> tuple[Argument, ...]:
     """Every rule that fires for ``side``, strongest first (ties: by category, then rule order)."""
     found = []
-    for rule, reading in zip(RULES, readings(snapshot_values(snapshot), side), strict=True):
-        if not reading.fired[0]:
+    values = {name: evidence.value for name, evidence in snapshot.values.items()}
+    for rule, reading in zip(RULES, readings(values, side), strict=True):
+        if not reading.fired:
             continue
         claim, cited = rule.claim(snapshot, side, reading)
         found.append(
             Argument(
                 speaker=side.speaker,
                 stance=side.speaker,
-                category=CATEGORIES[int(reading.category[0])],
+                category=CATEGORIES[reading.category],
                 claim=claim,
                 evidence=cited,
-                strength=float(reading.strength[0]),
+                strength=reading.strength,
             )
         )
     return strongest_first(found)

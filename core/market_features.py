@@ -13,6 +13,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from core import indicators
 from core.candles import CandleWindow, FloatArray
+from core.elementwise import divide_where
 from core.evidence import Evidence
 from core.market_view import BookSummary
 from core.snapshot import InsufficientDataError, MarketSnapshot
@@ -193,8 +194,7 @@ def finite_rows(values: dict[str, Any]) -> Any:
 
 
 def _ratio(numerator: Any, denominator: Any) -> Any:
-    shape = np.broadcast(numerator, denominator).shape
-    return np.divide(numerator, denominator, out=np.full(shape, np.nan), where=denominator != 0)
+    return divide_where(numerator, denominator, denominator != 0)
 
 
 def _named(raw: _Raw, bars: int, to: str) -> dict[str, Evidence]:

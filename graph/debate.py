@@ -167,12 +167,12 @@ def _strongest(strength: FloatArray, candidates: BoolArray) -> IntArray:
 
 def _totals(strength: FloatArray, bull: BoolArray, bear: BoolArray) -> tuple[Any, Any]:
     """Effective strength summed per side, slot by slot in transcript order (fixed, so
-    bitwise repeatable; adding 0.0 for the other side's slots changes no sum)."""
-    bull_total = np.zeros(strength.shape[0])
-    bear_total = np.zeros(strength.shape[0])
-    for slot in range(strength.shape[1]):
-        bull_total = bull_total + np.where(bull[:, slot], strength[:, slot], 0.0)
-        bear_total = bear_total + np.where(bear[:, slot], strength[:, slot], 0.0)
+    bitwise repeatable: accumulate adds left to right; adding 0.0 for the other side's
+    slots changes no sum)."""
+    if strength.shape[1] == 0:
+        return np.zeros(strength.shape[0]), np.zeros(strength.shape[0])
+    bull_total = np.add.accumulate(np.where(bull, strength, 0.0), axis=1)[:, -1]
+    bear_total = np.add.accumulate(np.where(bear, strength, 0.0), axis=1)[:, -1]
     return bull_total, bear_total
 
 
