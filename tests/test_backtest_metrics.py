@@ -81,8 +81,12 @@ def test_intraday_bars_with_a_gap_are_annualised_by_the_bars_present() -> None:
     assert metrics.sortino == pytest.approx(0.005 / 0.01 * math.sqrt(84_096))
     # 25 minutes are 1 / 21,024 of a year.
     assert metrics.cagr == pytest.approx(1.019592**21_024 - 1.0)
-    assert metrics.max_drawdown == Drawdown(
-        pytest.approx(-0.02), INTRADAY_TIMES[1], INTRADAY_TIMES[2], None
+    drawdown = metrics.max_drawdown
+    assert drawdown.depth == pytest.approx(-0.02)  # 102 → 99.96, never regained
+    assert (drawdown.peak_at, drawdown.trough_at, drawdown.recovered_at) == (
+        INTRADAY_TIMES[1],
+        INTRADAY_TIMES[2],
+        None,
     )
     # Buy and hold: the first decided close to the last, 2.0 → 2.5, no fees taken off.
     assert metrics.buy_and_hold_return == pytest.approx(0.25)
@@ -96,6 +100,7 @@ def test_intraday_bars_with_a_gap_are_annualised_by_the_bars_present() -> None:
     gap_free = [T0 + step * 5 * MINUTE for step in range(5)]
     dense = compute_metrics(gap_free, INTRADAY_EQUITY, [True] * 5, INTRADAY_CLOSES, [], [])
     assert dense.sharpe == pytest.approx(0.005 / math.sqrt(0.0011 / 3) * math.sqrt(105_120))
+    assert dense.sharpe is not None and metrics.sharpe is not None
     assert dense.sharpe / metrics.sharpe == pytest.approx(math.sqrt(1.25))
 
 
