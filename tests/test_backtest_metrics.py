@@ -100,7 +100,8 @@ def test_intraday_bars_with_a_gap_are_annualised_by_the_bars_present() -> None:
     gap_free = [T0 + step * 5 * MINUTE for step in range(5)]
     dense = compute_metrics(gap_free, INTRADAY_EQUITY, [True] * 5, INTRADAY_CLOSES, [], [])
     assert dense.sharpe == pytest.approx(0.005 / math.sqrt(0.0011 / 3) * math.sqrt(105_120))
-    assert dense.sharpe is not None and metrics.sharpe is not None
+    assert dense.sharpe is not None
+    assert metrics.sharpe is not None
     assert dense.sharpe / metrics.sharpe == pytest.approx(math.sqrt(1.25))
 
 
