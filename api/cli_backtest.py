@@ -185,7 +185,7 @@ def backtest_command(
     report_dir: Path | None,
 ) -> None:
     """Run the decision path (agents, debate, RL, sentiment, gate, paper fills at the next
-    bar's open) over every bar of a candle file; store the run and write its report."""
+    bar's open) over every bar of a candle file; write its report, then store the run."""
     opened = args.open(context.settings, (fee, slippage, balance))
     series, settings = opened.series, opened.settings
     rl_model = registry_of(settings).load_active()

@@ -130,11 +130,11 @@ def poisoned_twin(backtest: Backtest, as_of: int) -> Backtest:
     twin = copy.copy(backtest)
     # deepcopy's memo maps an object to its copy: wherever the broker holds the true candles
     # it gets the poisoned ones, and its control callable (the control's bound method) is
-    # bound to the control's copy.
+    # bound to the control's copy (tests/test_lookahead.py checks the twin fills at the poison).
     memo: dict[int, Any] = {id(backtest.series): spoiled}
     twin.broker, twin.control = copy.deepcopy((backtest.broker, backtest.control), memo)
     twin.series = spoiled
-    twin.node_seconds = dict.fromkeys(backtest.node_seconds, 0.0)  # the run's timing, not its
+    twin.node_seconds = dict.fromkeys(backtest.node_seconds, 0.0)  # the twin's time is its own
     twin.services = twin.services_over(spoiled)
     return twin
 
