@@ -23,6 +23,8 @@ from backtest.report import write_report
 from backtest.run import BacktestResult, decided_indices, run_backtest
 from backtest.summary import metrics_of
 from core.candles import CandleWindow
+from core.hashing import sha256_hex
+from core.market_features import MIN_BARS
 from core.settings import Settings
 from core.timeframes import format_timestamp, now_ms
 from core.trading import quote_of
@@ -45,7 +47,14 @@ def _optional(
 
 
 Costs = tuple[float | None, float | None, float | None]  # fee, slippage, balance
-OpenedSeries = tuple[CandleWindow, Settings, int]
+
+
+@dataclass(frozen=True)
+class OpenedSeries:
+    series: CandleWindow
+    settings: Settings  # the run's: the configured ones with its costs and balance
+    decided: int  # how many bars it decides
+    data_sha256: str  # of the file's bytes, as read
 
 
 @dataclass(frozen=True)
@@ -62,15 +71,18 @@ class SeriesArgs:
 
     def open(self, settings: Settings, costs: Costs = (None, None, None)) -> OpenedSeries:
         """The series checked in full, the run's settings and how many bars it decides."""
-        series = read_series(self.data_file, self.symbol, self.timeframe)
+        # Read once: the bytes hashed are the bytes decided on.
+        data = self.data_file.read_bytes()
+        series = read_series(self.data_file, self.symbol, self.timeframe, data)
         run_settings = backtest_settings(settings, quote_of(series.symbol), *costs)
         decided = len(decided_indices(series, self.start_ms, self.end_ms))
         if decided == 0:
             raise click.ClickException(
                 f"no bar of {series.symbol} {series.timeframe} to decide: the indicators need "
-                "60 candles before the first decision; widen --from/--to or use a longer file"
+                f"{MIN_BARS} candles before the first decision; widen --from/--to or use a "
+                "longer file"
             )
-        return series, run_settings, decided
+        return OpenedSeries(series, run_settings, decided, sha256_hex(data))
 
 
 def _series_options(command: Command) -> Command:
@@ -173,10 +185,11 @@ def backtest_command(
     report_dir: Path | None,
 ) -> None:
     """Run the decision path (agents, debate, RL, sentiment, gate, paper fills at the next
-    bar's open) over every bar of a candle file; store the run and write its report."""
-    series, settings, length = args.open(context.settings, (fee, slippage, balance))
+    bar's open) over every bar of a candle file; write its report, then store the run."""
+    opened = args.open(context.settings, (fee, slippage, balance))
+    series, settings = opened.series, opened.settings
     rl_model = registry_of(settings).load_active()
-    with _progress(length, "backtest") as bar:
+    with _progress(opened.decided, "backtest") as bar:
         result = run_backtest(
             series,
             settings,
@@ -189,6 +202,18 @@ def backtest_command(
             chat=chat_backends(settings.llm, ModelReplyStore(context.database)),
         )
     metrics = metrics_of(result)
+    # The report first: a run is stored only once its report is written, so a report that
+    # cannot be written leaves nothing behind but the refusal.
+    folder = report_dir or settings.home / BACKTESTS_FOLDER / result.run_id
+    command = "sigmax " + shlex.join(sys.argv[1:])
+    try:
+        report = write_report(result, metrics, folder, command, opened.data_sha256)
+    except OSError as error:
+        raise click.ClickException(
+            f"cannot write the report to {error.filename or folder}: "
+            f"{error.strerror or error}; pass --report DIR with a folder you can write "
+            "(nothing was stored)"
+        ) from None
     BacktestStore(context.database).save(
         BacktestRunSummary(
             id=result.run_id,
@@ -196,6 +221,7 @@ def backtest_command(
             symbol=series.symbol,
             timeframe=series.timeframe,
             data_file=str(args.data_file.resolve()),
+            data_sha256=opened.data_sha256,
             first_as_of=result.bars[0].as_of,
             last_as_of=result.bars[-1].as_of,
             bars=len(result.bars),
@@ -209,8 +235,6 @@ def backtest_command(
         [asdict(bar) for bar in result.bars],
         result.fills,
     )
-    folder = report_dir or settings.home / BACKTESTS_FOLDER / result.run_id
-    report = write_report(result, metrics, folder, "sigmax " + shlex.join(sys.argv[1:]))
     if args.as_json:
         payload: dict[str, Any] = {
             "run_id": result.run_id,
@@ -220,6 +244,7 @@ def backtest_command(
             "seconds": result.seconds,
             "bars_per_second": result.bars_per_second,
             "triggers_enabled": result.triggers_enabled,
+            "data_sha256": opened.data_sha256,
             "rl_model": rl_model.policy.model_id if isinstance(rl_model, ActiveModel) else None,
             "metrics": metrics.as_dict(),
             "report": str(report),
@@ -271,10 +296,11 @@ def lookahead_command(
 ) -> None:
     """Decide again at sampled bars with every later candle poisoned; report each decision
     that changed and the steps whose output changed. Exits 1 when any did."""
-    series, settings, length = args.open(context.settings)
-    with _progress(length, "lookahead") as bar:
+    opened = args.open(context.settings)
+    settings = opened.settings
+    with _progress(opened.decided, "lookahead") as bar:
         report = lookahead(
-            series,
+            opened.series,
             settings,
             registry_of(settings).load_active(),
             samples=samples,
@@ -297,7 +323,8 @@ def lookahead_command(
 def _echo_lookahead(report: LookaheadReport) -> None:
     click.echo(
         f"{report.symbol} {report.timeframe}: {len(report.sampled)} decisions taken again with "
-        f"the future poisoned, {len(report.changed)} changed"
+        f"the future poisoned ({len(report.ordered)} placing an order), "
+        f"{len(report.changed)} changed"
     )
     for node, count in report.changes_by_node().items():
         click.echo(f"  {node:<12} {count}")

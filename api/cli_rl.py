@@ -10,11 +10,12 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 
 from api.cli import Context, _timestamp
 from core.candles import CandleWindow
 from core.settings import Settings
-from core.timeframes import format_timestamp, timeframe_ms
+from core.timeframes import TIMEFRAME_MS, format_timestamp, timeframe_ms
 from graph.debate_signal import debate_actions
 from ingestion.candle_file import CandleFileError, parse_candle_file
 from rl.env import costs_of
@@ -27,6 +28,9 @@ from rl.walk_forward import walk_forward
 _FILE_NAME = re.compile(
     r"^(?P<base>[A-Z0-9]+)_(?P<quote>[A-Z0-9]+)-(?P<timeframe>\w+)\.(csv|feather)$"
 )
+_TIMEFRAME_OF_MS = {step: name for name, step in TIMEFRAME_MS.items()}
+# Every timeframe is a whole number of the finest: a file of any of them parses at it.
+FINEST_TIMEFRAME = min(TIMEFRAME_MS, key=TIMEFRAME_MS.__getitem__)
 
 
 @click.group()
@@ -35,10 +39,12 @@ def rl() -> None:
 
 
 def read_series(
-    path: Path, symbol: str | None = None, timeframe: str | None = None
+    path: Path, symbol: str | None = None, timeframe: str | None = None, data: bytes | None = None
 ) -> CandleWindow:
     """A candle file, checked in full; its symbol and timeframe as given, or else from its
-    name, BASE_QUOTE-TIMEFRAME.csv (or .feather)."""
+    name, BASE_QUOTE-TIMEFRAME.csv (or .feather). A symbol contradicting that name, or a
+    timeframe other than the spacing of the file's candles, is refused with what to fix.
+    ``data``: the file's bytes, when the caller has read them already (to hash them)."""
     match = _FILE_NAME.match(path.name)
     named: tuple[str, str] | None = (
         (f"{match['base']}/{match['quote']}", match["timeframe"]) if match else None
@@ -48,14 +54,63 @@ def read_series(
             f"{path.name}: name it BASE_QUOTE-TIMEFRAME.csv (e.g. BTC_USDT-5m.csv) so the "
             "symbol and timeframe are known, or give --symbol and --timeframe"
         )
+    if named is not None and symbol is not None and symbol != named[0]:
+        raise click.BadParameter(
+            f"--symbol {symbol} contradicts the file name {path.name}, which says {named[0]}: "
+            "leave --symbol out, or rename the file after the pair it holds"
+        )
     series_symbol = symbol or (named[0] if named else "")
     series_timeframe = timeframe or (named[1] if named else "")
+    content = path.read_bytes() if data is None else data
     try:
         timeframe_ms(series_timeframe)
-        parsed = parse_candle_file(path.read_bytes(), series_symbol, series_timeframe, "import")
-    except (CandleFileError, ValueError) as error:
+    except ValueError as error:
         raise click.ClickException(f"{path}: {error}") from None
+    try:
+        parsed = parse_candle_file(content, series_symbol, series_timeframe, "import")
+    except (CandleFileError, ValueError) as error:
+        refusal = _finer_refusal(path, content, series_symbol, series_timeframe, timeframe)
+        raise click.ClickException(refusal or f"{path}: {error}") from None
+    refusal = _spacing_refusal(path, parsed.candles, series_timeframe, timeframe)
+    if refusal:
+        raise click.ClickException(refusal)
     return parsed.candles
+
+
+def _finer_refusal(
+    path: Path, content: bytes, symbol: str, timeframe: str, given: str | None
+) -> str | None:
+    """Candles finer than ``timeframe`` fail on its boundaries: read at the finest timeframe,
+    their spacing says which to use (None when the file fails there too, for its own reason)."""
+    try:
+        finest = parse_candle_file(content, symbol, FINEST_TIMEFRAME, "import").candles
+    except (CandleFileError, ValueError):
+        return None
+    return _spacing_refusal(path, finest, timeframe, given)
+
+
+def _spacing_refusal(
+    path: Path, candles: CandleWindow, timeframe: str, given: str | None
+) -> str | None:
+    """Why ``timeframe`` (``given`` as --timeframe, or else from the file name) does not fit
+    ``candles``, or None when it does: the closest two candles of any file are one timeframe
+    apart, gaps only widen the others."""
+    if len(candles) < 2:
+        return None
+    spacing = int(np.diff(candles.open_time).min())
+    if spacing == timeframe_ms(timeframe):
+        return None
+    fitting = _TIMEFRAME_OF_MS.get(spacing)
+    told = "--timeframe" if given else "the file name"
+    problem = (
+        f"{path.name}: its candles are {fitting or f'{spacing / 60_000:g} minutes'} apart, "
+        f"not {timeframe} as {told} says"
+    )
+    if fitting is None:
+        return f"{problem}; no timeframe fits ({', '.join(TIMEFRAME_MS)}): resample the file"
+    if given:
+        return f"{problem}: pass --timeframe {fitting}"
+    return f"{problem}: rename it …-{fitting}{path.suffix} after the candles it holds"
 
 
 def registry_of(settings: Settings) -> ModelRegistry:

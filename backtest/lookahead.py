@@ -1,13 +1,19 @@
 """Look-ahead analysis: decide again at sampled bars with the future poisoned, and report
 every decision that changed and the steps (nodes) whose output changed.
 
-At each sampled bar the decision is taken twice before the backtest goes on, both without
-placing an order and on the same book: once over the series, once over its poisoned twin
-(backtest.market.poisoned: every candle not closed by as_of absurd). A step that reads
-only what as_of may know writes the same output both times; one that peeks ahead does not,
-and so does every step downstream of it. The first changed step is where the leak is.
+The analysis is a backtest — the batched services, orders placed, fills booked — and at each
+sampled bar, before the run books that bar's fills, it takes a twin of the run as it stands
+(poisoned_twin: a copy of the broker's orders and fills, the control state and the previous
+decision) whose market and broker read the poisoned series instead (backtest.market.poisoned:
+every candle not closed by as_of absurd). The twin books its fills and decides the bar with
+orders on its own copy of the book; the run decides it as any backtest does. A step that
+reads only what as_of may know writes the same output both times — the book with the fills
+just booked, the order the execute step placed — and one that peeks ahead does not, nor does
+every step downstream of it. The first changed step is where the leak is. The twin is then
+dropped: the run's own book never sees its orders.
 """
 
+import copy
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -41,6 +47,7 @@ class LookaheadReport:
     symbol: str
     timeframe: str
     sampled: tuple[int, ...]  # the as_of instants decided twice
+    ordered: tuple[int, ...]  # those of them at which the run placed an order
     changed: tuple[ChangedDecision, ...]
     nodes: tuple[str, ...]  # every step, in order
 
@@ -53,6 +60,7 @@ class LookaheadReport:
             "symbol": self.symbol,
             "timeframe": self.timeframe,
             "sampled": len(self.sampled),
+            "ordered": len(self.ordered),
             "changed": [dataclasses.asdict(change) for change in self.changed],
             "changes_by_node": self.changes_by_node(),
         }
@@ -75,10 +83,7 @@ def lookahead(
     """Backtest ``series`` with ``steps``, poisoning the future at ``samples`` bars drawn
     with ``seed`` (all bars when there are fewer). ``chat``: model-backed roles, as in
     a backtest (a prompt that changes with the future is asked afresh and shows)."""
-    # The live path's own per-window indicators, so the poisoned series is what they read.
-    backtest = Backtest(
-        series, settings, rl_model, triggers=triggers, steps=steps, batched=False, chat=chat
-    )
+    backtest = Backtest(series, settings, rl_model, triggers=triggers, steps=steps, chat=chat)
     indices = decided_indices(series, start_ms, end_ms)
     if not indices:
         raise ValueError("no bar to decide within --from/--to")
@@ -87,36 +92,62 @@ def lookahead(
     )
     chosen = {indices[int(position)] for position in drawn}
     sampled: list[int] = []
+    ordered: list[int] = []
     changed: list[ChangedDecision] = []
     for index in indices:
         as_of = backtest.as_of(index)
+        # Taken before the run books this bar's fills, so the twin books them over the poison.
+        twin = poisoned_twin(backtest, as_of) if index in chosen else None
         backtest.prepare(as_of)
-        if index in chosen:
+        true_updates: dict[str, DecisionState] = {}
+        # decide's own steps, with what each step wrote kept for the comparison.
+        state = backtest.run_steps(as_of, backtest.services, True, true_updates)
+        backtest.note_decided(state)
+        if twin is not None:
             sampled.append(as_of)
-            change = _compare(backtest, as_of, series)
+            if state["execution"].status == "executed":
+                ordered.append(as_of)
+            change = _compare(twin, as_of, state, true_updates)
             if change is not None:
                 changed.append(change)
-        backtest.decide(index)
         if progress is not None:
             progress(1)
     return LookaheadReport(
         symbol=series.symbol,
         timeframe=series.timeframe,
         sampled=tuple(sampled),
+        ordered=tuple(ordered),
         changed=tuple(changed),
         nodes=tuple(name for name, _ in steps),
     )
 
 
-def _compare(backtest: Backtest, as_of: int, series: CandleWindow) -> ChangedDecision | None:
-    true_updates: dict[str, DecisionState] = {}
+def poisoned_twin(backtest: Backtest, as_of: int) -> Backtest:
+    """A copy of ``backtest`` as it stands — its broker's orders and fills, its control state,
+    its previous decision — whose market, indicators and broker read the series poisoned
+    after ``as_of``; what it books and orders leaves ``backtest`` untouched."""
+    spoiled = poisoned(backtest.series, as_of)
+    twin = copy.copy(backtest)
+    # deepcopy's memo maps an object to its copy: wherever the broker holds the true candles
+    # it gets the poisoned ones, and its control callable (the control's bound method) is
+    # bound to the control's copy (tests/test_lookahead.py checks the twin fills at the poison).
+    memo: dict[int, Any] = {id(backtest.series): spoiled}
+    twin.broker, twin.control = copy.deepcopy((backtest.broker, backtest.control), memo)
+    twin.series = spoiled
+    twin.node_seconds = dict.fromkeys(backtest.node_seconds, 0.0)  # the twin's time is its own
+    twin.services = twin.services_over(spoiled)
+    return twin
+
+
+def _compare(
+    twin: Backtest, as_of: int, true_state: DecisionState, true_updates: dict[str, DecisionState]
+) -> ChangedDecision | None:
+    twin.prepare(as_of)
     poisoned_updates: dict[str, DecisionState] = {}
-    true_state = backtest.run_steps(as_of, backtest.services, False, true_updates)
-    spoiled = backtest.services_over(poisoned(series, as_of))
-    poisoned_state = backtest.run_steps(as_of, spoiled, False, poisoned_updates)
+    poisoned_state = twin.run_steps(as_of, twin.services, True, poisoned_updates)
     nodes = tuple(
         name
-        for name, _ in backtest.steps
+        for name, _ in twin.steps
         if fingerprint(true_updates[name]) != fingerprint(poisoned_updates[name])
     )
     if not nodes:

@@ -2,8 +2,14 @@
 
 Pure functions of the equity curve (the quote currency's equity at each decided bar's close,
 before that bar's order fills), the closed trades and the fills: nothing re-runs a decision.
-Ratios are annualised by the series' own timeframe over the project's 365-day year (crypto
-trades every day): a 5m bar is 1/105,120 of it.
+
+Sharpe and Sortino are annualised by the bars the run actually decided per year of its span,
+over the project's 365-day year (crypto trades every day): (bars - 1) × YEAR / (last as_of -
+first as_of). On a file without gaps that is the timeframe's own count (105,120 for 5m); on
+a file with gaps it is fewer, because a return that spans a gap is one observation covering
+several candles' time — scaling it by the nominal count would overstate the ratio by
+√(nominal / present). Buy-and-hold is the first decided bar's close to the last decided
+bar's close, without fees or slippage: the market's own move over the span the path traded.
 """
 
 import math
@@ -47,18 +53,22 @@ class Metrics:
     start_equity: float
     end_equity: float
     total_return: float
-    cagr: float | None  # None over a zero span or a wiped-out account
+    # None over a zero span, a wiped-out account, or a span so short that compounding its
+    # return for a year overflows a float (no figure a reader could use).
+    cagr: float | None
     sharpe: float | None  # None where returns never vary
     sortino: float | None  # None without a losing bar
     max_drawdown: Drawdown
     calmar: float | None  # None without a drawdown
     win_rate: float | None  # None without closed trades
-    profit_factor: float | None  # None without a losing trade
+    # Gross gains over gross losses; None without a losing trade — every trade won (see
+    # win_rate 1.0) or none closed (win_rate None): x / 0 has no value JSON can carry.
+    profit_factor: float | None
     expectancy: float | None  # mean PnL per closed trade, quote currency
     exposure: float  # share of decided bars with a position held
     trade_count: int
     fees_paid: float
-    buy_and_hold_return: float
+    buy_and_hold_return: float  # first decided close → last decided close, no costs
     exits: tuple[ExitRow, ...]
 
     def as_dict(self) -> dict[str, Any]:
@@ -72,17 +82,17 @@ def compute_metrics(
     closes: Sequence[float],
     trades: Sequence[TradeOutcome],
     fees: Sequence[float],
-    timeframe_ms: int,
 ) -> Metrics:
     """``times``, ``equity``, ``holding`` and ``closes`` per decided bar, oldest first."""
     if not times or not len(times) == len(equity) == len(holding) == len(closes):
         raise ValueError("metrics need one equity, holding and close per decided bar, and a bar")
     start, end = equity[0], equity[-1]
     total_return = end / start - 1.0
-    years = (times[-1] - times[0]) / YEAR_MS
-    cagr = (end / start) ** (1.0 / years) - 1.0 if years > 0 and end > 0 else None
+    span_ms = times[-1] - times[0]
+    cagr = _cagr(end / start, span_ms)
     returns = [now / before - 1.0 for before, now in pairwise(equity)]
-    per_year = YEAR_MS / timeframe_ms
+    # Integers divided once: exactly YEAR_MS / timeframe on a file without gaps.
+    per_year = len(returns) * YEAR_MS / span_ms if span_ms > 0 else 0.0
     drawdown = max_drawdown(times, equity)
     calmar = cagr / -drawdown.depth if cagr is not None and drawdown.depth < 0 else None
     pnls = [trade.pnl for trade in trades]
@@ -106,6 +116,15 @@ def compute_metrics(
         buy_and_hold_return=closes[-1] / closes[0] - 1.0,
         exits=exit_table(trades),
     )
+
+
+def _cagr(growth: float, span_ms: int) -> float | None:
+    if span_ms <= 0 or growth <= 0:
+        return None
+    try:
+        return float(growth ** (YEAR_MS / span_ms)) - 1.0
+    except OverflowError:
+        return None
 
 
 def _sharpe(returns: Sequence[float], per_year: float) -> float | None:

@@ -22,8 +22,11 @@ def report_stem(result: BacktestResult) -> str:
     return f"{result.series.symbol.replace('/', '_')}-{result.series.timeframe}"
 
 
-def write_report(result: BacktestResult, metrics: Metrics, folder: Path, command: str) -> Path:
-    """Write STEM.md and STEM-equity.png, STEM-drawdown.png, STEM-trades.png into ``folder``."""
+def write_report(
+    result: BacktestResult, metrics: Metrics, folder: Path, command: str, data_sha256: str
+) -> Path:
+    """Write STEM.md and STEM-equity.png, STEM-drawdown.png, STEM-trades.png into ``folder``;
+    ``data_sha256``: of the candle file's bytes, so a reader can tell it is the same file."""
     folder.mkdir(parents=True, exist_ok=True)
     stem = report_stem(result)
     images = _plot_all(result, metrics, folder, stem)
@@ -34,6 +37,7 @@ def write_report(result: BacktestResult, metrics: Metrics, folder: Path, command
         "",
         *reproduce_lines(command),
         f"- run `{result.run_id}`, config hash `{result.config_hash[:16]}…`",
+        f"- data file sha256 `{data_sha256}`",
         f"- {len(bars)} bars decided, {format_timestamp(bars[0].as_of)} → "
         f"{format_timestamp(bars[-1].as_of)}, {result.bars_per_second:,.0f} bars/s "
         f"({result.seconds:.2f} s)",
@@ -82,7 +86,7 @@ def _metric_rows(metrics: Metrics) -> list[str]:
     rows = [
         ("equity", f"{metrics.start_equity:.6g} → {metrics.end_equity:.6g}"),
         ("total return", f"{metrics.total_return:+.2%}"),
-        ("buy and hold", f"{metrics.buy_and_hold_return:+.2%}"),
+        ("buy and hold (first to last close, no costs)", f"{metrics.buy_and_hold_return:+.2%}"),
         ("CAGR", _maybe(metrics.cagr, "{:+.2%}")),
         ("Sharpe (annualised)", _maybe(metrics.sharpe, "{:+.2f}")),
         ("Sortino (annualised)", _maybe(metrics.sortino, "{:+.2f}")),
@@ -90,12 +94,18 @@ def _metric_rows(metrics: Metrics) -> list[str]:
         ("Calmar", _maybe(metrics.calmar, "{:+.2f}")),
         ("trades (closed)", str(metrics.trade_count)),
         ("win rate", _maybe(metrics.win_rate, "{:.1%}")),
-        ("profit factor", _maybe(metrics.profit_factor, "{:.2f}")),
+        ("profit factor", _profit_factor(metrics)),
         ("expectancy per trade", _maybe(metrics.expectancy, "{:+.6g}")),
         ("exposure (bars holding)", f"{metrics.exposure:.1%}"),
         ("fees paid", f"{metrics.fees_paid:.6g}"),
     ]
     return [f"| {name} | {value} |" for name, value in rows]
+
+
+def _profit_factor(metrics: Metrics) -> str:
+    if metrics.profit_factor is None and metrics.win_rate == 1.0:
+        return "n/a (no losing trade)"
+    return _maybe(metrics.profit_factor, "{:.2f}")
 
 
 def _maybe(value: float | None, pattern: str) -> str:

@@ -29,5 +29,4 @@ def metrics_of(result: BacktestResult) -> Metrics:
         closes=[bar.close for bar in bars],
         trades=trades_of(result),
         fees=[fill.fee for fill in result.fills],
-        timeframe_ms=result.series.timeframe_ms,
     )

@@ -1,4 +1,5 @@
-"""Backtest runs with their decided bars and fills, stored under the run's id (migration 0007).
+"""Backtest runs with their decided bars and fills, stored under the run's id (migration 0007;
+0009 added the data file's sha256 and each bar's exit signal, None in rows stored before).
 
 A run is written once, in one transaction, when it has finished: a run cut short leaves
 nothing half-stored. Plain INSERTs: a run of 10,000 bars writes 10,000 rows.
@@ -23,6 +24,7 @@ class BacktestRunSummary:
     symbol: str
     timeframe: str
     data_file: str
+    data_sha256: str | None  # of the file's bytes; None for a run stored before 0009
     first_as_of: int
     last_as_of: int
     bars: int
@@ -118,6 +120,7 @@ def _summary(row: BacktestRunRow) -> BacktestRunSummary:
         symbol=row.symbol,
         timeframe=row.timeframe,
         data_file=row.data_file,
+        data_sha256=row.data_sha256,
         first_as_of=row.first_as_of,
         last_as_of=row.last_as_of,
         bars=row.bars,

@@ -374,6 +374,8 @@ class BacktestRunRow(Base):
     symbol: Mapped[Symbol]
     timeframe: Mapped[Timeframe]
     data_file: Mapped[str] = mapped_column(sa.Text)
+    # sha256 of the data file's bytes (migration 0009); None for runs stored before it.
+    data_sha256: Mapped[str | None] = mapped_column(sa.String(64))
     first_as_of: Mapped[EpochMs]
     last_as_of: Mapped[EpochMs]
     bars: Mapped[int]
@@ -404,6 +406,9 @@ class BacktestDecisionRow(Base):
     execution: Mapped[str] = mapped_column(sa.String(16))
     execution_reason: Mapped[str] = mapped_column(sa.Text)
     order_id: Mapped[str | None] = mapped_column(sa.String(64))
+    # For a sell, the signal that pushed the score down most (migration 0009); None for any
+    # other bar, and for every bar of a run stored before it.
+    exit_signal: Mapped[str | None] = mapped_column(sa.String(32))
     equity: Mapped[float]
     holding: Mapped[bool]
 

@@ -9,6 +9,7 @@ from conftest import shared_csv
 from backtest.report import write_report
 from backtest.run import run_backtest
 from backtest.summary import metrics_of
+from core.hashing import sha256_hex
 from core.market_features import MIN_BARS
 from core.settings import Settings
 from ingestion.candle_file import parse_candle_file
@@ -30,7 +31,9 @@ def _backtest(tmp_path: Path, name: str, rows: int | None) -> None:
     metrics = metrics_of(result)
     assert math.isfinite(metrics.total_return)
     assert math.isfinite(metrics.buy_and_hold_return)
-    report = write_report(result, metrics, tmp_path / "report", "sigmax backtest …")
+    report = write_report(
+        result, metrics, tmp_path / "report", "sigmax backtest …", sha256_hex(data)
+    )
     assert report.name == f"{name}.md"
 
 

@@ -28,7 +28,7 @@ FEES = [0.5, 0.25, 0.125]
 
 
 def test_metrics_match_the_hand_computed_fixture() -> None:
-    metrics = compute_metrics(TIMES, EQUITY, HOLDING, CLOSES, TRADES, FEES, DAY)
+    metrics = compute_metrics(TIMES, EQUITY, HOLDING, CLOSES, TRADES, FEES)
     assert metrics.total_return == pytest.approx(0.296)  # 129.6 / 100 - 1
     # Five days of a 365-day year: 1.296 ** 73 - 1.
     assert metrics.cagr == pytest.approx(1.296**73 - 1.0)
@@ -55,18 +55,77 @@ def test_metrics_match_the_hand_computed_fixture() -> None:
     )
 
 
+# Five 5m bars from 2021-01-01 with the 00:15 candle missing (a gap, as real files have).
+# Equity 100 → 102 → 99.96 → 99.96 → 101.9592: returns +2 %, -2 %, 0, +2 %.
+MINUTE = 60_000
+T0 = 1_609_459_200_000
+INTRADAY_TIMES = [T0 + step * 5 * MINUTE for step in (0, 1, 2, 4, 5)]
+INTRADAY_EQUITY = [100.0, 102.0, 99.96, 99.96, 101.9592]
+INTRADAY_CLOSES = [2.0, 2.04, 1.9992, 2.1, 2.5]
+WINNERS = [
+    TradeOutcome(INTRADAY_TIMES[1], INTRADAY_TIMES[3], 2.0, "sell signal (debate)"),
+    TradeOutcome(INTRADAY_TIMES[4], INTRADAY_TIMES[4], 0.5, "sell signal (rl)"),
+]
+
+
+def test_intraday_bars_with_a_gap_are_annualised_by_the_bars_present() -> None:
+    metrics = compute_metrics(
+        INTRADAY_TIMES, INTRADAY_EQUITY, [False, True, True, False, True], INTRADAY_CLOSES,
+        WINNERS, [0.1, 0.1, 0.1, 0.1],
+    )  # fmt: skip
+    # Four returns over 25 minutes: 4 × 525,600 / 25 = 84,096 a year, not 5m's 105,120.
+    # Mean 0.02 / 4 = 0.005; deviations 0.015, -0.025, -0.005, 0.015, squares summing to
+    # 0.0011, over n - 1 = 3.
+    assert metrics.sharpe == pytest.approx(0.005 / math.sqrt(0.0011 / 3) * math.sqrt(84_096))
+    # Downside: only -0.02 counts, 0.0004 / 4 = 0.0001, its root 0.01.
+    assert metrics.sortino == pytest.approx(0.005 / 0.01 * math.sqrt(84_096))
+    # 25 minutes are 1 / 21,024 of a year.
+    assert metrics.cagr == pytest.approx(1.019592**21_024 - 1.0)
+    drawdown = metrics.max_drawdown
+    assert drawdown.depth == pytest.approx(-0.02)  # 102 → 99.96, never regained
+    assert (drawdown.peak_at, drawdown.trough_at, drawdown.recovered_at) == (
+        INTRADAY_TIMES[1],
+        INTRADAY_TIMES[2],
+        None,
+    )
+    # Buy and hold: the first decided close to the last, 2.0 → 2.5, no fees taken off.
+    assert metrics.buy_and_hold_return == pytest.approx(0.25)
+    assert metrics.fees_paid == pytest.approx(0.4)
+    # Every trade won: no losses to divide by, so no profit factor; the win rate says why.
+    assert metrics.profit_factor is None
+    assert metrics.win_rate == 1.0
+    assert metrics.expectancy == pytest.approx(1.25)
+
+    # The same curve without the gap: the 5m count itself, √(105,120 / 84,096) = √1.25 more.
+    gap_free = [T0 + step * 5 * MINUTE for step in range(5)]
+    dense = compute_metrics(gap_free, INTRADAY_EQUITY, [True] * 5, INTRADAY_CLOSES, [], [])
+    assert dense.sharpe == pytest.approx(0.005 / math.sqrt(0.0011 / 3) * math.sqrt(105_120))
+    assert dense.sharpe is not None
+    assert metrics.sharpe is not None
+    assert dense.sharpe / metrics.sharpe == pytest.approx(math.sqrt(1.25))
+
+
+def test_a_span_too_short_to_compound_for_a_year_has_no_cagr() -> None:
+    # +50 % in 10 minutes compounded 52,560 times overflows a float: no CAGR, no Calmar.
+    times = [T0, T0 + 5 * MINUTE, T0 + 10 * MINUTE]
+    metrics = compute_metrics(times, [100.0, 90.0, 150.0], [True] * 3, [1.0] * 3, [], [])
+    assert metrics.total_return == pytest.approx(0.5)
+    assert (metrics.cagr, metrics.calmar) == (None, None)
+    assert metrics.max_drawdown.depth == pytest.approx(-0.1)
+
+
 def test_undefined_ratios_are_none_not_a_made_up_number() -> None:
-    flat = compute_metrics([0, DAY, 2 * DAY], [100.0] * 3, [False] * 3, [1.0] * 3, [], [], DAY)
+    flat = compute_metrics([0, DAY, 2 * DAY], [100.0] * 3, [False] * 3, [1.0] * 3, [], [])
     assert flat.total_return == 0.0
     assert (flat.sharpe, flat.sortino, flat.calmar) == (None, None, None)
     assert (flat.win_rate, flat.profit_factor, flat.expectancy) == (None, None, None)
     assert flat.max_drawdown == Drawdown(0.0, None, None, None)
     # Never regained: no recovery date.
-    falling = compute_metrics([0, DAY], [100.0, 80.0], [True] * 2, [1.0] * 2, [], [], DAY)
+    falling = compute_metrics([0, DAY], [100.0, 80.0], [True] * 2, [1.0] * 2, [], [])
     assert falling.max_drawdown.depth == pytest.approx(-0.2)
     assert (falling.max_drawdown.trough_at, falling.max_drawdown.recovered_at) == (DAY, None)
     with pytest.raises(ValueError, match="one equity, holding and close per decided bar"):
-        compute_metrics([0], [1.0, 2.0], [True], [1.0], [], [], DAY)
+        compute_metrics([0], [1.0, 2.0], [True], [1.0], [], [])
 
 
 def test_a_runs_trades_and_fees_add_up_to_its_equity(tmp_path: Path) -> None:

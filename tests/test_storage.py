@@ -80,7 +80,7 @@ def count_rows(database: Database, model: type[Base]) -> int:
 def test_migrations_create_every_table_and_match_the_models(database: Database) -> None:
     tables = set(sa.inspect(database.engine).get_table_names())
     assert tables == {*Base.metadata.tables, "alembic_version"}
-    assert current_revision(database.engine) == "0008"
+    assert current_revision(database.engine) == "0009"
     with database.engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
 
@@ -90,7 +90,7 @@ def test_opening_again_migrates_nothing_and_keeps_the_data(database_url: str) ->
     CandleStore(first.session_factory).insert_candles(synthetic_candles(3))
     again = open_database(database_url)
     try:
-        assert current_revision(again.engine) == "0008"
+        assert current_revision(again.engine) == "0009"
         assert (
             len(CandleStore(again.session_factory).window("BTC/USDT", "5m", T0 + 3 * STEP, 10)) == 3
         )
@@ -405,7 +405,7 @@ def test_records_stored_inline_before_0003_move_to_their_table_intact(database_u
 
     upgraded = open_database(database_url)
     try:
-        assert current_revision(upgraded.engine) == "0008"
+        assert current_revision(upgraded.engine) == "0009"
         assert DecisionStore(upgraded).get("from-0002") == decision
         assert [s.id for s in DecisionStore(upgraded).list()] == ["from-0002"]
     finally:
