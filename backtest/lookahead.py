@@ -6,14 +6,16 @@ sampled bar, before the run books that bar's fills, it takes a twin of the run a
 (poisoned_twin: a copy of the broker's orders and fills, the control state and the previous
 decision) whose market and broker read the poisoned series instead (backtest.market.poisoned:
 every candle not closed by as_of absurd). The twin books its fills and decides the bar with
-orders on its own copy of the book; the run decides it as any backtest does. A step that
-reads only what as_of may know writes the same output both times — the book with the fills
-just booked, the order the execute step placed — and one that peeks ahead does not, nor does
-every step downstream of it. The first changed step is where the leak is. The twin is then
-dropped: the run's own book never sees its orders.
+orders on its own copy of the book; the run decides it through the steps, every other bar
+as any backtest does (from its plan). A step that reads only what as_of may know writes the
+same output both times — the book with the fills just booked, the order the execute step
+placed — and one that peeks ahead does not, nor does every step downstream of it. The first
+changed step is where the leak is. The bar's plan and rulings (backtest.plan: what most
+bars of a backtest are decided from) are compared too, as the node "plan": the twin's plan
+is computed over the poisoned series. The twin is then dropped: the run's own book never
+sees its orders.
 """
 
-import copy
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,11 +35,14 @@ from graph.builder import STEPS
 from graph.state import DecisionState
 from rl.registry import ActiveModel
 
+# The pseudo-node of a bar's plan and rulings (Backtest.rulings), compared before the steps.
+PLAN = "plan"
+
 
 @dataclass(frozen=True)
 class ChangedDecision:
     as_of: int
-    nodes: tuple[str, ...]  # the steps whose output changed, in step order
+    nodes: tuple[str, ...]  # the plan and the steps whose output changed, in step order
     action: str  # the action the gate let through, with the true future
     poisoned_action: str  # and with the future poisoned
 
@@ -49,7 +54,7 @@ class LookaheadReport:
     sampled: tuple[int, ...]  # the as_of instants decided twice
     ordered: tuple[int, ...]  # those of them at which the run placed an order
     changed: tuple[ChangedDecision, ...]
-    nodes: tuple[str, ...]  # every step, in order
+    nodes: tuple[str, ...]  # the plan, then every step in order
 
     def changes_by_node(self) -> dict[str, int]:
         """How many sampled decisions each step's output changed in (0 for a clean step)."""
@@ -95,30 +100,33 @@ def lookahead(
     ordered: list[int] = []
     changed: list[ChangedDecision] = []
     for index in indices:
+        if progress is not None:
+            progress(1)
+        if index not in chosen:
+            backtest.decide_bar(index, keep_record=False)
+            continue
         as_of = backtest.as_of(index)
         # Taken before the run books this bar's fills, so the twin books them over the poison.
-        twin = poisoned_twin(backtest, as_of) if index in chosen else None
+        twin = poisoned_twin(backtest, as_of)
         backtest.prepare(as_of)
+        true_plan = backtest.rulings(index)
         true_updates: dict[str, DecisionState] = {}
         # decide's own steps, with what each step wrote kept for the comparison.
         state = backtest.run_steps(as_of, backtest.services, True, true_updates)
         backtest.note_decided(state)
-        if twin is not None:
-            sampled.append(as_of)
-            if state["execution"].status == "executed":
-                ordered.append(as_of)
-            change = _compare(twin, as_of, state, true_updates)
-            if change is not None:
-                changed.append(change)
-        if progress is not None:
-            progress(1)
+        sampled.append(as_of)
+        if state["execution"].status == "executed":
+            ordered.append(as_of)
+        change = _compare(twin, index, state, fingerprints(true_plan, true_updates))
+        if change is not None:
+            changed.append(change)
     return LookaheadReport(
         symbol=series.symbol,
         timeframe=series.timeframe,
         sampled=tuple(sampled),
         ordered=tuple(ordered),
         changed=tuple(changed),
-        nodes=tuple(name for name, _ in steps),
+        nodes=(PLAN, *(name for name, _ in steps)),
     )
 
 
@@ -126,30 +134,21 @@ def poisoned_twin(backtest: Backtest, as_of: int) -> Backtest:
     """A copy of ``backtest`` as it stands — its broker's orders and fills, its control state,
     its previous decision — whose market, indicators and broker read the series poisoned
     after ``as_of``; what it books and orders leaves ``backtest`` untouched."""
-    spoiled = poisoned(backtest.series, as_of)
-    twin = copy.copy(backtest)
-    # deepcopy's memo maps an object to its copy: wherever the broker holds the true candles
-    # it gets the poisoned ones, and its control callable (the control's bound method) is
-    # bound to the control's copy (tests/test_lookahead.py checks the twin fills at the poison).
-    memo: dict[int, Any] = {id(backtest.series): spoiled}
-    twin.broker, twin.control = copy.deepcopy((backtest.broker, backtest.control), memo)
-    twin.series = spoiled
-    twin.node_seconds = dict.fromkeys(backtest.node_seconds, 0.0)  # the twin's time is its own
-    twin.services = twin.services_over(spoiled)
-    return twin
+    # One window at a time: the twin decides one bar (tests/test_lookahead.py checks it
+    # fills at the poison).
+    return backtest.twin_over(poisoned(backtest.series, as_of), block=1)
 
 
 def _compare(
-    twin: Backtest, as_of: int, true_state: DecisionState, true_updates: dict[str, DecisionState]
+    twin: Backtest, index: int, true_state: DecisionState, true_prints: dict[str, str]
 ) -> ChangedDecision | None:
+    as_of = twin.as_of(index)
     twin.prepare(as_of)
+    poisoned_plan = twin.rulings(index)
     poisoned_updates: dict[str, DecisionState] = {}
     poisoned_state = twin.run_steps(as_of, twin.services, True, poisoned_updates)
-    nodes = tuple(
-        name
-        for name, _ in twin.steps
-        if fingerprint(true_updates[name]) != fingerprint(poisoned_updates[name])
-    )
+    poisoned_prints = fingerprints(poisoned_plan, poisoned_updates)
+    nodes = tuple(name for name in true_prints if true_prints[name] != poisoned_prints[name])
     if not nodes:
         return None
     return ChangedDecision(
@@ -158,6 +157,14 @@ def _compare(
         action=true_state["safety"].action,
         poisoned_action=poisoned_state["safety"].action,
     )
+
+
+def fingerprints(plan: object, updates: Mapping[str, DecisionState]) -> dict[str, str]:
+    """The plan's and each step's fingerprint, the plan first, the steps in their order."""
+    return {
+        PLAN: fingerprint(plan),
+        **{name: fingerprint(update) for name, update in updates.items()},
+    }
 
 
 def fingerprint(value: object) -> str:

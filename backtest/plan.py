@@ -58,7 +58,7 @@ class MarketPlan:
         row = index - self._lookback + 1
         if row < 0 or index >= len(self._series):
             return None
-        number, offset = divmod(row, self._batch.BLOCK)
+        number, offset = divmod(row, self._batch.block)
         if number not in self._blocks:
             # A backtest walks forward: the block behind it is not needed again.
             self._blocks = {number: self._plan(number)}
@@ -68,7 +68,7 @@ class MarketPlan:
     def _plan(self, number: int) -> PlannedBlock:
         raw = self._batch.raw_block(number)
         values = evidence_values(raw)
-        first = number * self._batch.BLOCK
+        first = number * self._batch.block
         rows = np.arange(first, first + len(values["close"]))
         open_time = self._series.open_time
         debated = debate_bars(values, self._settings.debate)

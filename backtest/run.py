@@ -19,6 +19,7 @@ not planned; each of those planned bars is checked against its ruling, so the tw
 cannot drift apart unnoticed.
 """
 
+import copy
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
@@ -116,6 +117,11 @@ class _Prices(NamedTuple):
     low: list[float]
     close: list[float]
 
+    @classmethod
+    def of(cls, series: CandleWindow) -> "_Prices":
+        columns = (series.open_time, series.high, series.low, series.close)
+        return cls(*(column.tolist() for column in columns))
+
 
 class Ruled(NamedTuple):
     """A planned bar's rulings and the book figures its bar record keeps."""
@@ -154,12 +160,7 @@ class Backtest:
         """``chat``: the model-backed roles' backends, as DecisionEngine builds them (their
         replay cache makes a rerun free and equal); none, and the rules speak."""
         self.series = series
-        self._prices = _Prices(
-            series.open_time.tolist(),
-            series.high.tolist(),
-            series.low.tolist(),
-            series.close.tolist(),
-        )
+        self._prices = _Prices.of(series)
         self.chat = dict(chat or {})
         self.batched = batched
         self.settings = settings
@@ -169,21 +170,46 @@ class Backtest:
         self.run_id = run_id or str(uuid.uuid4())
         self.control = BacktestControl(settings)
         self.broker = BacktestBroker(series, settings.paper, self.control.current)
-        # One block of indicators serves the plan and the bars the steps decide.
-        batch = SnapshotBatch(series, settings.lookback_bars)
-        self.services = self.services_over(series, batch)
         self.config_hash = config_hash(settings, rl_model)
-        # Model-backed agents are asked bar by bar (their replies are cached for replays).
-        self.plan = (
-            MarketPlan(series, settings, batch, features=not isinstance(rl_model, Abstained))
-            if batched and not self.chat
-            else None
-        )
+        self.services, self.plan = self._market_over(series, SnapshotBatch.BLOCK)
         self.node_seconds = dict.fromkeys((name for name, _ in steps), 0.0)
         # The planned bars' stages (the steps' own times are in node_seconds).
         self.stage_seconds = dict.fromkeys(PLANNED_STAGES, 0.0)
         self._previous: int | None = None
         self.planned_bars = 0
+
+    def _market_over(
+        self, series: CandleWindow, block: int
+    ) -> tuple[DecisionServices, MarketPlan | None]:
+        """The services and the plan over ``series``, one block of indicators serving both.
+        The plan computes what graph.builder.STEPS compute: there is none for other steps (a
+        test's leaking node), for model-backed agents (asked bar by bar, their replies cached
+        for replays), nor unbatched."""
+        batch = SnapshotBatch(series, self.settings.lookback_bars, block)
+        plan = (
+            MarketPlan(series, self.settings, batch, not isinstance(self.rl_model, Abstained))
+            if self.batched and not self.chat and self.steps == STEPS
+            else None
+        )
+        return self.services_over(series, batch), plan
+
+    def twin_over(self, series: CandleWindow, block: int) -> "Backtest":
+        """A copy of this run as it stands — its broker's orders and fills, its control state,
+        its previous decision — deciding over ``series`` (the look-ahead analysis hands in
+        the poisoned twin of the run's own series), with indicators ``block`` windows at a
+        time; what the copy books and orders leaves this run untouched."""
+        twin = copy.copy(self)
+        # deepcopy's memo maps an object to its copy: wherever the broker holds the candles
+        # it gets ``series``, and its control callable (the control's bound method) is bound
+        # to the control's copy.
+        memo: dict[int, Any] = {id(self.series): series}
+        twin.broker, twin.control = copy.deepcopy((self.broker, self.control), memo)
+        twin.series = series
+        twin._prices = _Prices.of(series)
+        twin.node_seconds = dict.fromkeys(self.node_seconds, 0.0)  # the twin's time is its own
+        twin.stage_seconds = dict.fromkeys(self.stage_seconds, 0.0)
+        twin.services, twin.plan = twin._market_over(series, block)
+        return twin
 
     def services_over(
         self, series: CandleWindow, batch: SnapshotBatch | None = None
@@ -319,6 +345,12 @@ class Backtest:
         if ruled is not None:
             _check_agrees(ruled, state)
         return self.bar_record(index, state), self.record(state) if keep_record else None
+
+    def rulings(self, index: int) -> Ruled | None:
+        """The planned bar's rulings at its close on the book as it stands (fills due
+        booked), or None when the bar is not planned; nothing is sent."""
+        located = None if self.plan is None else self.plan.locate(index)
+        return None if located is None else self._rule(index, self.as_of(index), *located)
 
     def _rule(self, index: int, as_of: int, block: PlannedBlock, row: int) -> Ruled:
         """A planned bar's rulings, from its plan and the book at as_of; nothing sent."""

@@ -45,8 +45,7 @@ def _blocks(series: CandleWindow, block: int, breaker: bool) -> Callable[[], Non
     windows = len(series) - LOOKBACK + 1
 
     def run() -> None:
-        batch = SnapshotBatch(series, LOOKBACK)
-        batch.BLOCK = block
+        batch = SnapshotBatch(series, LOOKBACK, block)
         for number in range(-(-windows // block)):
             if breaker:
                 batch.breaker_atr_block(number, BREAKER_PERIOD)

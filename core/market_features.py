@@ -264,7 +264,12 @@ class SnapshotBatch:
     # recursions' per-step cost over more windows (docs/BENCHMARKS.md, bench/indicators.py).
     BLOCK = 4096
 
-    def __init__(self, series: CandleWindow, lookback: int) -> None:
+    def __init__(self, series: CandleWindow, lookback: int, block: int = BLOCK) -> None:
+        """``block``: how many windows are computed together (each row's values are the
+        same whatever the block: a look-ahead twin, which reads one bar, takes 1)."""
+        if block < 1:
+            raise ValueError(f"a block holds at least one window, not {block}")
+        self.block = block
         self._series = series
         self._lookback = lookback
         self._blocks: dict[int, _Raw] = {}
@@ -275,7 +280,7 @@ class SnapshotBatch:
         if row is None:
             return market_snapshot(window, as_of)
         last_close = _closed_by(window, as_of)
-        block, offset = divmod(row, self.BLOCK)
+        block, offset = divmod(row, self.block)
         raw = self.raw_block(block).row(offset)
         values = _named(raw, len(window), f"to {format_timestamp(last_close)}")
         return _snapshot(window, as_of, last_close, values)
@@ -302,8 +307,8 @@ class SnapshotBatch:
     def _windows(self, block: int, width: int) -> tuple[FloatArray, ...]:
         """close, high, low and volume of the block's windows, each cut to its first
         ``width`` bars: sliding views of the series, nothing copied."""
-        first = block * self.BLOCK
-        stop = min(first + self.BLOCK, len(self._series) - self._lookback + 1)
+        first = block * self.block
+        stop = min(first + self.block, len(self._series) - self._lookback + 1)
         if stop <= first:
             raise IndexError(f"block {block} holds no {self._lookback}-bar window of the series")
         bars = slice(first, stop - 1 + width)

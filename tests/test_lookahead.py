@@ -58,7 +58,7 @@ def test_our_pipeline_changes_nothing_when_the_future_is_poisoned(tmp_path: Path
     assert report.ordered  # the execute step placed orders on the twin's book too
     assert report.changed == ()
     assert set(report.changes_by_node().values()) == {0}
-    assert report.nodes == tuple(name for name, _ in STEPS)
+    assert report.nodes == ("plan", *(name for name, _ in STEPS))
 
 
 def test_a_step_reading_the_next_candle_is_caught_by_node(tmp_path: Path) -> None:

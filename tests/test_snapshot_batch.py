@@ -149,8 +149,7 @@ def test_raw_block_rows_are_bitwise_each_window_alone(name: str) -> None:
     """Every row of every block (the last one partial) against _raw of its window alone,
     the path `sigmax decide` takes: every field, NaNs included, byte for byte."""
     series = _candles(name)
-    batch = SnapshotBatch(series, LOOKBACK)
-    batch.BLOCK = SMALL_BLOCK
+    batch = SnapshotBatch(series, LOOKBACK, SMALL_BLOCK)
     windows = len(series) - LOOKBACK + 1
     for row in range(windows):
         block, offset = divmod(row, SMALL_BLOCK)
@@ -167,8 +166,7 @@ def test_breaker_atr_block_is_the_atr_of_each_window_without_its_newest_candle(
     name: str, period: int
 ) -> None:
     series = _candles(name)
-    batch = SnapshotBatch(series, LOOKBACK)
-    batch.BLOCK = SMALL_BLOCK
+    batch = SnapshotBatch(series, LOOKBACK, SMALL_BLOCK)
     windows = len(series) - LOOKBACK + 1
     for row in range(windows):
         block, offset = divmod(row, SMALL_BLOCK)
