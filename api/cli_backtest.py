@@ -20,7 +20,7 @@ from api.cli import Context, _symbol, _timeframe, _timestamp
 from api.cli_rl import read_series, registry_of
 from backtest.lookahead import LookaheadReport, lookahead
 from backtest.report import write_report
-from backtest.run import BacktestResult, decided_indices, run_backtest
+from backtest.run import decided_indices, run_backtest
 from backtest.summary import metrics_of
 from core.candles import CandleWindow
 from core.hashing import sha256_hex
@@ -243,6 +243,7 @@ def backtest_command(
             "bars": len(result.bars),
             "seconds": result.seconds,
             "bars_per_second": result.bars_per_second,
+            "planned_bars": result.planned_bars,
             "triggers_enabled": result.triggers_enabled,
             "data_sha256": opened.data_sha256,
             "rl_model": rl_model.policy.model_id if isinstance(rl_model, ActiveModel) else None,
@@ -250,7 +251,7 @@ def backtest_command(
             "report": str(report),
         }
         if profile:
-            payload["profile_us_per_bar"] = _profile(result)
+            payload["profile_us_per_bar"] = result.profile_us_per_bar()
         click.echo(json.dumps(payload, indent=2))
         return
     click.echo(
@@ -265,16 +266,9 @@ def backtest_command(
     )
     click.echo(f"report: {report}")
     if profile:
-        for name, micros in _profile(result).items():
-            click.echo(f"  {name:<16} {micros:10.1f} µs/bar")
-
-
-def _profile(result: BacktestResult) -> dict[str, float]:
-    """Mean microseconds per bar in each step, and in everything around the steps."""
-    bars = len(result.bars)
-    steps = {name: seconds / bars * 1e6 for name, seconds in result.node_seconds.items()}
-    outside = result.seconds / bars * 1e6 - sum(steps.values())
-    return {**steps, "around the steps": outside}
+        click.echo(f"  {result.planned_bars} of {len(result.bars)} bars decided from the plan")
+        for name, micros in result.profile_us_per_bar().items():
+            click.echo(f"  {name:<24} {micros:10.1f} µs/bar")
 
 
 @click.command("lookahead")

@@ -109,9 +109,6 @@ def measure(
     matched = [(bar.verdict, bar.action, bar.size) for bar in result.bars[: len(graph_bars)]]
     if matched != graph_outcomes:
         raise SystemExit("the graph decided the first bars differently from the backtest")
-    count = len(result.bars)
-    profile = {name: seconds / count * 1e6 for name, seconds in result.stage_seconds.items()}
-    profile["steps (unplanned bars)"] = sum(result.node_seconds.values()) / count * 1e6
     return {
         "bars": len(result.bars),
         "span": " → ".join(
@@ -123,8 +120,7 @@ def measure(
         "graph_bars_per_second": graph_rate,
         "graph_bars": len(graph_bars),
         "fills": len(result.fills),
-        "profile_us_per_bar": profile,
-        "around_us_per_bar": result.seconds / count * 1e6 - sum(profile.values()),
+        "profile_us_per_bar": result.profile_us_per_bar(),
     }
 
 
@@ -188,7 +184,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         for stage, micros in item["profile_us_per_bar"].items():
             print(f"    {stage:<24} {micros:8.1f} µs/bar")
-        print(f"    {'around':<24} {item['around_us_per_bar']:8.1f} µs/bar")
     return 0
 
 

@@ -43,7 +43,9 @@ def test_backtest_stores_the_run_and_writes_its_report(tmp_path: Path) -> None:
                  "win_rate", "profit_factor", "expectancy", "exposure", "trade_count",
                  "fees_paid", "buy_and_hold_return", "exits"):  # fmt: skip
         assert name in metrics
-    assert set(payload["profile_us_per_bar"]) >= {"gather", "debate", "gate", "execute"}
+    profile = payload["profile_us_per_bar"]
+    assert set(profile) >= {"plan", "rulings", "step gather", "step gate", "around"}
+    assert payload["planned_bars"] > 0.5 * payload["bars"]  # most bars from the plan
 
     database = open_database(f"sqlite:///{(home / 'sigmax.db').resolve()}")
     store = BacktestStore(database)
