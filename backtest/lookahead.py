@@ -10,7 +10,7 @@ orders on its own copy of the book; the run decides it through the steps, every 
 as any backtest does (from its plan). A step that reads only what as_of may know writes the
 same output both times — the book with the fills just booked, the order the execute step
 placed — and one that peeks ahead does not, nor does every step downstream of it. The first
-changed step is where the leak is. The bar's plan and rulings (backtest.plan: what most
+changed step is where the leak is. The bar's plan and rulings (graph.market_plan: what most
 bars of a backtest are decided from) are compared too, as the node "plan": the twin's plan
 is computed over the poisoned series. The twin is then dropped: the run's own book never
 sees its orders.

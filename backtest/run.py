@@ -10,7 +10,7 @@ state are the in-memory ones (execution.backtest, backtest.control), and the rec
 in full only for the bars asked for (the rest keep the figures the metrics need).
 
 Most bars are decided without the words: their market-only stages come from the plan
-(backtest.plan: indicators, arguments, debate, circuit-breaker reading, RL features, a block
+(graph.market_plan: indicators, arguments, debate, circuit-breaker reading, RL features, a block
 of bars at a time, through the functions the steps call), and the book-dependent ones are
 the steps' own rulings (rl_unusable/policy_opinion, fuse_opinions, rule_triggers, rule_gate,
 send_order) without their record. A bar goes through the steps themselves when its full
@@ -29,7 +29,6 @@ from typing import Any, NamedTuple, cast, get_type_hints
 from agents.chat_backend import ChatBackend
 from backtest.control import BacktestControl
 from backtest.market import SeriesView
-from backtest.plan import MarketPlan, PlannedBlock
 from core.candles import CandleWindow
 from core.decision import Abstained, Decision, Mode
 from core.market_features import MIN_BARS, SnapshotBatch, market_snapshot
@@ -40,6 +39,7 @@ from execution.backtest import BacktestBroker
 from graph.builder import STEPS, NodeFunction
 from graph.engine import after_steps, before_steps, config_hash
 from graph.fusion import Fused, fuse_opinions, opinions_from, rl_score
+from graph.market_plan import MarketPlan, PlannedBlock
 from graph.nodes import daily_equity, not_sent, policy_observation, rl_unusable, send_order
 from graph.record import build_decision
 from graph.state import BookInputs, ControlView, DecisionRequest, DecisionServices, DecisionState

@@ -6,7 +6,7 @@ whole decision path per bar (indicators, bull, bear, researcher, debate, RL, sen
 fuse, triggers and gate, orders and paper fills at the next bar's open) on a fresh book:
 
 - backtest: backtest.run.run_backtest, what the command runs (the market-only stages a
-  block of bars at a time from backtest.plan, the book-dependent rulings bar by bar, the
+  block of bars at a time from graph.market_plan, the book-dependent rulings bar by bar, the
   steps themselves for the bars whose words are needed; a bar record kept per bar);
 - plain loop (the anchor): the same arithmetic one bar at a time — graph.builder.STEPS in
   order per bar (Backtest.decide: the state merged as the graph merges it), each step

@@ -12,13 +12,13 @@ import torch
 from conftest import shared_csv
 
 from backtest.market import poisoned
-from backtest.plan import MarketPlan
 from backtest.run import BacktestResult, decided_indices, run_backtest
 from core.candles import CandleWindow
 from core.decision import Abstained
 from core.market_features import SnapshotBatch
 from core.settings import RLSettings, Settings
 from core.timeframes import parse_timestamp
+from graph.market_plan import MarketPlan
 from ingestion.candle_file import parse_candle_file
 from rl.env import costs_of
 from rl.registry import MODELS_FOLDER, ActiveModel, ModelRegistry

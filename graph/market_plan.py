@@ -1,4 +1,5 @@
-"""The market-only stages of a backtest's bars, computed a block of bars at a time.
+"""The market-only stages of many bars of one series, computed a block of bars at a time:
+what a backtest's bars and the walk-forward's debate baseline are decided from.
 
 Everything a decision computes from the market alone — the indicators and evidence values,
 the rule agents' arguments, the researcher's doubts, the debate's verdict, the circuit
