@@ -109,6 +109,8 @@ def debate_rounds(board: Board, settings: DebateSettings) -> Debated:
     debating = np.ones(debates, dtype=bool)
     score = judge_score(*_totals(strength, bull, bear))
     for round_ in range(limit):
+        if not debating.any():  # every debate has stopped: the later rounds change nothing
+            break
         # Both sides choose from the standings as the round began: no first-mover edge.
         plans = [
             _plan(strength, board.category, own, opponent & ~rebutted, debating)
