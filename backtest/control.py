@@ -17,14 +17,23 @@ class BacktestControl:
         self._auto_resume = settings.safety.auto_resume
         self._scopes: dict[str | None, ControlState] = {}
         self.changes: list[ControlState] = []  # every change, oldest first
+        # What current() said for each scope since the last change (read every bar).
+        self._seen: dict[str | None, ControlState] = {}
 
     def current(self, symbol: str | None = None) -> ControlState:
         """The global state; for a symbol, the stricter of the global state and its own."""
+        seen = self._seen.get(symbol)
+        if seen is not None:
+            return seen
         scopes = [self._scopes.get(None), self._scopes.get(symbol) if symbol else None]
         held = [state for state in scopes if state is not None]
-        if not held:
-            return NEVER_CHANGED
-        return max(held, key=lambda state: precedence(state.state, state.journal_seq))
+        current = (
+            max(held, key=lambda state: precedence(state.state, state.journal_seq))
+            if held
+            else NEVER_CHANGED
+        )
+        self._seen[symbol] = current
+        return current
 
     def pause(
         self,
@@ -72,4 +81,5 @@ class BacktestControl:
         )
         self._scopes[symbol] = changed
         self.changes.append(changed)
+        self._seen = {}
         return changed

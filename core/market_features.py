@@ -260,9 +260,11 @@ class SnapshotBatch:
     indicators compute from the series wherever a value does not depend on the window.
     """
 
-    # Windows computed together: ≈ 8 MB per indicator array. Larger blocks spread the
-    # recursions' per-step cost over more windows (docs/BENCHMARKS.md, bench/indicators.py).
-    BLOCK = 4096
+    # Windows computed together: ≈ 4 MB per indicator array. Larger blocks spread the
+    # recursions' per-step cost over more windows, but a first pass over a file pays for
+    # fresh memory, and 4,096 windows' arrays cost more there than the per-step saving
+    # (docs/BENCHMARKS.md, bench/indicators.py).
+    BLOCK = 2048
 
     def __init__(self, series: CandleWindow, lookback: int, block: int = BLOCK) -> None:
         """``block``: how many windows are computed together (each row's values are the
