@@ -51,8 +51,10 @@ from safety.triggers import (
     TRIGGER_NAMES,
     CircuitReading,
     TriggerFacts,
+    evaluate_triggers,
     newest_candle_reading,
     rule_triggers,
+    with_candles,
 )
 
 MODE: Mode = "backtest"
@@ -141,6 +143,7 @@ class Ruled(NamedTuple):
 
     proposal: Fused
     trips: tuple[str, ...]  # the triggers that trip
+    facts: TriggerFacts | None  # what the triggers judged (None: switched off)
     gate: GateRuling
     equity: float
     holding: bool
@@ -337,21 +340,21 @@ class Backtest:
         )
 
     def decide_bar(self, index: int, keep_record: bool) -> tuple[BarRecord, Decision | None]:
-        """Decide bar ``index`` at its close (fills due booked first): from the plan and the
-        rulings when nothing needs the words, else through the steps; with its full
-        record when ``keep_record``."""
+        """Decide bar ``index`` at its close (fills due booked first): a planned bar from its
+        plan and rulings, unless its full record is kept (``keep_record``); any other bar
+        through the steps, a planned one then checked against its rulings."""
         as_of = self.as_of(index)
         self.prepare(as_of)
         started = time.perf_counter()
-        located = None if keep_record or self.plan is None else self.plan.locate(index)
+        located = None if self.plan is None else self.plan.locate(index)
         planned = time.perf_counter()
         ruled = None if located is None else self._rule(index, as_of, *located)
         ruled_at = time.perf_counter()
         self.stage_seconds["plan"] += planned - started
         self.stage_seconds["rulings"] += ruled_at - planned
-        if ruled is not None and not ruled.trips:
+        if ruled is not None and not keep_record:
             self.planned_bars += 1
-            bar = self._send(index, as_of, ruled)
+            bar = self._carry_out(index, as_of, ruled)
             self.stage_seconds["orders and bar record"] += time.perf_counter() - ruled_at
             return bar, None
         state = self.decide(index)
@@ -388,24 +391,29 @@ class Backtest:
         )
         quote = quote_of(symbol)
         equity = daily_equity(portfolio, quote)
+        facts = (
+            TriggerFacts(
+                symbol=symbol,
+                as_of=as_of,
+                previous_check_ms=self._previous,
+                closed_trades=portfolio.closed_trades,
+                equity=equity,
+                api_error_times=(),
+                news=(),
+                fills=tuple(self.broker.fills(self._previous, as_of)),
+            )
+            if self.triggers
+            else None
+        )
         triggers = (
-            rule_triggers(
-                TriggerFacts(
-                    symbol=symbol,
-                    as_of=as_of,
-                    previous_check_ms=self._previous,
-                    closed_trades=portfolio.closed_trades,
-                    equity=equity,
-                    api_error_times=(),
-                    news=(),
-                    fills=tuple(self.broker.fills(self._previous, as_of)),
-                ),
+            None
+            if facts is None
+            else rule_triggers(
+                facts,
                 settings.limits,
                 settings.safety,
                 self._circuit_reading(index, block.breaker_atr[row]),
             )
-            if self.triggers
-            else None
         )
         trigger_passed = TRIGGERS_PASS if triggers is None else triggers.passed
         proposal = fused or HOLD
@@ -432,7 +440,7 @@ class Backtest:
             settings.safety,
         )
         trips = () if triggers is None else triggers.trips
-        return Ruled(proposal, trips, gate, equity.now, symbol in portfolio.holdings)
+        return Ruled(proposal, trips, facts, gate, equity.now, symbol in portfolio.holdings)
 
     def _circuit_reading(self, index: int, atr_before: float) -> CircuitReading:
         """The circuit breaker's reading of the bar's candle, with the ATR from the plan."""
@@ -446,8 +454,10 @@ class Backtest:
             atr_before,
         )
 
-    def _send(self, index: int, as_of: int, ruled: Ruled) -> BarRecord:
-        """Carry out a planned bar's ruling: the order (if any) sent, the bar recorded."""
+    def _carry_out(self, index: int, as_of: int, ruled: Ruled) -> BarRecord:
+        """Carry out a planned bar's ruling: the order (if any) sent, the tripped triggers'
+        pauses (their words, the pause's reason, from evaluate_triggers on the bar's window:
+        the report the gate step would give), the bar recorded."""
         gate, proposal = ruled.gate, ruled.proposal
         failed = tuple(name for name, ok in zip(GATE_CHECKS, gate.passed, strict=True) if not ok)
         request = None
@@ -459,6 +469,15 @@ class Backtest:
             sent = send_order(
                 request, gate.verdict, gate.action, gate.size, failed, close, self.broker
             )
+        if ruled.trips:
+            assert ruled.facts is not None  # trips come from the triggers' facts
+            lookback = self.settings.lookback_bars
+            window = self.series.part(index + 1 - lookback, index + 1)
+            settings = self.settings
+            report = evaluate_triggers(
+                with_candles(ruled.facts, window), settings.limits, settings.safety
+            )
+            after_steps(self.control, report.trips, as_of, settings)
         self._previous = as_of
         executed = sent.status == "executed"
         return BarRecord(
@@ -472,7 +491,7 @@ class Backtest:
             action=gate.action,
             size=gate.size,
             failed_checks=failed,
-            trips=(),
+            trips=ruled.trips,
             execution=sent.status,
             execution_reason=sent.reason,
             order_id=request.decision_id if executed and request else None,

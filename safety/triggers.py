@@ -19,7 +19,7 @@ records.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal, NamedTuple
 
 from core.candles import CandleWindow
@@ -104,6 +104,12 @@ class TriggerInputs(TriggerFacts):
     circuit breaker's reading is taken from."""
 
     candles: CandleWindow
+
+
+def with_candles(facts: TriggerFacts, candles: CandleWindow) -> TriggerInputs:
+    """The facts with the candles the circuit breaker's reading is taken from."""
+    given = {field.name: getattr(facts, field.name) for field in fields(facts)}
+    return TriggerInputs(**given, candles=candles)
 
 
 @dataclass(frozen=True)
