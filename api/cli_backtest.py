@@ -232,7 +232,7 @@ def backtest_command(
             bars_per_second=result.bars_per_second,
             metrics=metrics.as_dict(),
         ),
-        [asdict(bar) for bar in result.bars],
+        [bar._asdict() for bar in result.bars],
         result.fills,
     )
     if args.as_json:

@@ -183,8 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{item['planned_bars']} decided from the plan"
         )
         print(
-            f"  backtest     {item['backtest_bars_per_second']:10,.0f} bars/s   "
-            f"(target {TARGET:,}; best of {RUNS}, the first {item['first_run_bars_per_second']:,.0f})"
+            f"  backtest     {item['backtest_bars_per_second']:10,.0f} bars/s   (target "
+            f"{TARGET:,}; best of {RUNS}, the first {item['first_run_bars_per_second']:,.0f})"
         )
         print(f"  plain loop   {item['plain_loop_bars_per_second']:10,.0f} bars/s   (anchor)")
         print(
