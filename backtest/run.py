@@ -173,9 +173,12 @@ class Backtest:
         run_id: str | None = None,
         batched: bool = True,
         chat: Mapping[ModelRole, ChatBackend] | None = None,
+        first_index: int = 0,
     ) -> None:
         """``chat``: the model-backed roles' backends, as DecisionEngine builds them (their
-        replay cache makes a rerun free and equal); none, and the rules speak."""
+        replay cache makes a rerun free and equal); none, and the rules speak.
+        ``first_index``: the first bar to be decided (no indicators are computed for the
+        windows of the bars before it)."""
         self.series = series
         self._prices = _Prices.of(series)
         self.chat = dict(chat or {})
@@ -188,6 +191,7 @@ class Backtest:
         self.control = BacktestControl(settings)
         self.broker = BacktestBroker(series, settings.paper, self.control.current)
         self.config_hash = config_hash(settings, rl_model)
+        self._first_row = first_index + 1 - settings.lookback_bars
         self.services, self.plan = self._market_over(series, SnapshotBatch.BLOCK)
         self.node_seconds = dict.fromkeys((name for name, _ in steps), 0.0)
         # The planned bars' stages (the steps' own times are in node_seconds).
@@ -202,7 +206,7 @@ class Backtest:
         The plan computes what graph.builder.STEPS compute: there is none for other steps (a
         test's leaking node), for model-backed agents (asked bar by bar, their replies cached
         for replays), nor unbatched."""
-        batch = SnapshotBatch(series, self.settings.lookback_bars, block)
+        batch = SnapshotBatch(series, self.settings.lookback_bars, block, self._first_row)
         plan = (
             MarketPlan(series, self.settings, batch, not isinstance(self.rl_model, Abstained))
             if self.batched and not self.chat and self.steps == STEPS
@@ -597,13 +601,21 @@ def run_backtest(
 ) -> BacktestResult:
     """Decide every bar of ``series`` in [start_ms, end_ms]; ``keep``: the as_of instants
     whose full decision records to keep; ``progress`` is told each bar decided."""
-    backtest = Backtest(series, settings, rl_model, triggers=triggers, run_id=run_id, chat=chat)
     indices = decided_indices(series, start_ms, end_ms)
     if not indices:
         raise ValueError(
             f"no bar to decide: the series needs {MIN_BARS} candles before the first decision "
             "and at least one more within --from/--to"
         )
+    backtest = Backtest(
+        series,
+        settings,
+        rl_model,
+        triggers=triggers,
+        run_id=run_id,
+        chat=chat,
+        first_index=indices.start,
+    )
     wanted = set(keep)
     bars: list[BarRecord] = []
     records: dict[int, Decision] = {}

@@ -266,12 +266,17 @@ class SnapshotBatch:
     # (docs/BENCHMARKS.md, bench/indicators.py).
     BLOCK = 2048
 
-    def __init__(self, series: CandleWindow, lookback: int, block: int = BLOCK) -> None:
+    def __init__(
+        self, series: CandleWindow, lookback: int, block: int = BLOCK, first_row: int = 0
+    ) -> None:
         """``block``: how many windows are computed together (each row's values are the
-        same whatever the block: a look-ahead twin, which reads one bar, takes 1)."""
+        same whatever the block: a look-ahead twin, which reads one bar, takes 1);
+        ``first_row``: the first window the blocks hold (a backtest from --from needs none
+        before its first bar); the windows before it go to market_snapshot."""
         if block < 1:
             raise ValueError(f"a block holds at least one window, not {block}")
         self.block = block
+        self.first_row = max(0, first_row)
         self._series = series
         self._lookback = lookback
         self._blocks: dict[int, _Raw] = {}
@@ -279,17 +284,28 @@ class SnapshotBatch:
 
     def snapshot(self, window: CandleWindow, as_of: int) -> MarketSnapshot:
         row = self._row_of(window)
-        if row is None:
+        place = None if row is None else self.place(row)
+        if place is None:
             return market_snapshot(window, as_of)
         last_close = _closed_by(window, as_of)
-        block, offset = divmod(row, self.block)
+        block, offset = place
         raw = self.raw_block(block).row(offset)
         values = _named(raw, len(window), f"to {format_timestamp(last_close)}")
         return _snapshot(window, as_of, last_close, values)
 
+    def place(self, row: int) -> tuple[int, int] | None:
+        """The block holding window ``row`` (the one ending at bar row + lookback - 1) and
+        its offset there, or None for a row before first_row."""
+        if row < self.first_row:
+            return None
+        return divmod(row - self.first_row, self.block)
+
+    def first_row_of(self, block: int) -> int:
+        return self.first_row + block * self.block
+
     def raw_block(self, block: int) -> _Raw:
         """The indicator values of the block's windows, one entry per row: row ``offset`` is
-        bitwise _raw of the window ending at bar block * BLOCK + offset + lookback - 1."""
+        bitwise _raw of the window ending at bar first_row_of(block) + offset + lookback - 1."""
         if block not in self._blocks:
             close, high, low, volume = self._windows(block, self._lookback)
             self._blocks = {block: _raw(close, high, low, volume)}  # a backtest walks forward
@@ -309,7 +325,7 @@ class SnapshotBatch:
     def _windows(self, block: int, width: int) -> tuple[FloatArray, ...]:
         """close, high, low and volume of the block's windows, each cut to its first
         ``width`` bars: sliding views of the series, nothing copied."""
-        first = block * self.block
+        first = self.first_row_of(block)
         stop = min(first + self.block, len(self._series) - self._lookback + 1)
         if stop <= first:
             raise IndexError(f"block {block} holds no {self._lookback}-bar window of the series")

@@ -57,9 +57,10 @@ class MarketPlan:
         """The block and row of the bar at ``index`` of the series, or None when the bar is
         not planned (its window is shorter than the lookback, or a value is undefined)."""
         row = index - self._lookback + 1
-        if row < 0 or index >= len(self._series):
+        place = self._batch.place(row) if row >= 0 and index < len(self._series) else None
+        if place is None:
             return None
-        number, offset = divmod(row, self._batch.block)
+        number, offset = place
         if number not in self._blocks:
             # A backtest walks forward: the block behind it is not needed again.
             self._blocks = {number: self._plan(number)}
@@ -69,7 +70,7 @@ class MarketPlan:
     def _plan(self, number: int) -> PlannedBlock:
         raw = self._batch.raw_block(number)
         values = evidence_values(raw)
-        first = number * self._batch.block
+        first = self._batch.first_row_of(number)
         rows = np.arange(first, first + len(values["close"]))
         open_time = self._series.open_time
         debated = debate_bars(values, self._settings.debate)

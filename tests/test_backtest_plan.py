@@ -39,14 +39,19 @@ def _both_ways(
     settings: Settings,
     triggers: bool = True,
     rl_model: ActiveModel | Abstained = NO_MODEL,
+    start_ms: int | None = None,
 ) -> tuple[BacktestResult, BacktestResult]:
     every = [
         int(series.open_time[index]) + series.timeframe_ms
-        for index in decided_indices(series, None, None)
+        for index in decided_indices(series, start_ms, None)
     ]
-    steps = run_backtest(series, settings, rl_model, keep=every, triggers=triggers, run_id="r")
-    planned = run_backtest(series, settings, rl_model, triggers=triggers, run_id="r")
-    return steps, planned
+    runs = [
+        run_backtest(
+            series, settings, rl_model, keep=keep, triggers=triggers, run_id="r", start_ms=start_ms
+        )
+        for keep in (every, ())
+    ]
+    return runs[0], runs[1]
 
 
 def _assert_same(steps: BacktestResult, planned: BacktestResult) -> None:
@@ -73,6 +78,15 @@ def _assert_same(steps: BacktestResult, planned: BacktestResult) -> None:
 )
 def test_planned_bars_are_the_steps_bars(name: str, rows: int) -> None:
     steps, planned = _both_ways(_series(name, rows), Settings())
+    _assert_same(steps, planned)
+
+
+def test_planned_bars_from_a_start_are_the_steps_bars() -> None:
+    """From --from on: no indicators are computed for the windows before the first bar."""
+    series = _series("BTC_USDT-5m.csv", 3000)
+    start = int(series.open_time[1900]) + series.timeframe_ms
+    steps, planned = _both_ways(series, Settings(), start_ms=start)
+    assert planned.bars[0].as_of == start
     _assert_same(steps, planned)
 
 
