@@ -315,6 +315,8 @@ RULES: tuple[Rule, ...] = (
 
 def readings(values: Values, side: Side) -> tuple[Reading, ...]:
     """Every rule's reading over the bars of ``values``, in rule order."""
+    if not isinstance(values["close"], np.ndarray):  # one bar's floats: nothing to warn of
+        return tuple(rule.read(values, side) for rule in RULES)
     with np.errstate(invalid="ignore"):  # NaN measures (no ATR) compare false: no firing
         return tuple(rule.read(values, side) for rule in RULES)
 
