@@ -12,9 +12,9 @@ The database: 1,000 records made by the real decision path on the simulated mark
 instants × BTC/USDT, ETH/USDT), each stored 100 times under its own id, with its debate
 turns: 100,000 decisions. Built once into bench/.cache (about a minute) and reused.
 
-    .venv/bin/python bench/api.py              # 10 s of load per figure
-    .venv/bin/python bench/api.py --seconds 3  # quicker
-    .venv/bin/python bench/api.py --json
+    .venv/bin/python -m bench.api              # 10 s of load per figure
+    .venv/bin/python -m bench.api --seconds 3  # quicker
+    .venv/bin/python -m bench.api --json
 """
 
 import argparse

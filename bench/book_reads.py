@@ -6,7 +6,7 @@ flat after 500 closed trades (a buy every 8 bars, sold 4 bars later); and holdin
 them. Each is read over 2,000 consecutive bars, 7 passes on a broker made afresh; the
 least time a pass took counts (a loaded machine's noise only ever adds).
 
-    .venv/bin/python bench/book_reads.py [--data ../shared/data/BTC_USDT-5m.csv]
+    .venv/bin/python -m bench.book_reads [--data ../shared/data/BTC_USDT-5m.csv]
 """
 
 import argparse

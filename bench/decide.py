@@ -10,9 +10,9 @@ close and persisted like any other, with the book read and every gate check run,
 decide-only (no order sent): deciding again and again at one instant would pile up orders
 no later bar ever fills. Order placement is timed under load by bench/panic.py.
 
-    .venv/bin/python bench/decide.py            # full run (~1 min)
-    .venv/bin/python bench/decide.py --quick    # fewer repetitions
-    .venv/bin/python bench/decide.py --json     # machine-readable
+    .venv/bin/python -m bench.decide            # full run (~1 min)
+    .venv/bin/python -m bench.decide --quick    # fewer repetitions
+    .venv/bin/python -m bench.decide --json     # machine-readable
 
 It measures, it does not judge: the exit status is 0 whether a target is met or not.
 """

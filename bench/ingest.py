@@ -15,7 +15,7 @@
    validated and applied. Anchor: the same updates already parsed, straight into
    OrderBook.apply_update (bench/order_book.py's measure).
 
-    .venv/bin/python bench/ingest.py
+    .venv/bin/python -m bench.ingest
 """
 
 import platform

@@ -6,7 +6,7 @@ Measured: ``apply_update`` for every update (sequence check, validation, crossin
 best-price heaps), with ``top()`` (spread and imbalance over 10 levels) every 100 updates.
 Anchor: the same levels written into two plain dicts with no check at all.
 
-    .venv/bin/python bench/order_book.py
+    .venv/bin/python -m bench.order_book
 """
 
 import json

@@ -7,9 +7,9 @@ step times ControlService.panic measured from its call. After each run the promi
 is checked: no order but a reduce-only one numbered after HALTED, and nothing left open.
 ``orders/s`` is the orders accepted per second over the whole measurement, halts included.
 
-    .venv/bin/python bench/panic.py            # 200 runs per database
-    .venv/bin/python bench/panic.py --quick    # 30 runs
-    .venv/bin/python bench/panic.py --json     # machine-readable
+    .venv/bin/python -m bench.panic            # 200 runs per database
+    .venv/bin/python -m bench.panic --quick    # 30 runs
+    .venv/bin/python -m bench.panic --json     # machine-readable
 
 SQLite: a temporary file (the embedded default). PostgreSQL: $SIGMAX_BENCH_POSTGRES_URL
 (or --postgres-url), in a schema of its own that is dropped afterwards; skipped, with the
