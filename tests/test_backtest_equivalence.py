@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from conftest import shared_csv
+from policy_helpers import active_policy
 
 import api.cli  # noqa: F401  (api.cli_backtest is registered by, and imported after, it)
 from api.cli_backtest import backtest_settings
 from backtest.run import BacktestResult, decided_indices, run_backtest
 from core.decision import Abstained, RLOpinion
-from core.settings import RLSettings, Settings
+from core.settings import Settings
 from core.timeframes import parse_timestamp
 from execution.paper import PaperBroker
 from graph.builder import build_graph
@@ -23,9 +23,7 @@ from graph.engine import DecisionEngine
 from graph.state import DecisionState
 from ingestion.candle_file import parse_candle_file
 from ingestion.importer import import_candle_file
-from rl.env import costs_of
 from rl.registry import MODELS_FOLDER, ModelRegistry
-from rl.train import TrainingRequest, train_model
 from storage.candles import CandleStore
 from storage.engine import Database, open_database
 
@@ -159,21 +157,7 @@ def test_equivalence_holds_with_an_rl_model_active(tmp_path: Path) -> None:
     home = tmp_path / "home"
     train_until = parse_timestamp("2021-11-20T00:00:00Z")
     series = parse_candle_file(shared_csv(FILE).read_bytes(), SYMBOL, TIMEFRAME, "import").candles
-    threads = torch.get_num_threads()
-    model = train_model(
-        TrainingRequest(
-            windows=[series],
-            train_until=train_until,
-            timesteps=512,
-            seed=11,
-            settings=RLSettings(n_steps=128, batch_size=64),
-            costs=costs_of(Settings()),
-        )
-    )
-    torch.set_num_threads(threads)
-    registry = ModelRegistry(home / MODELS_FOLDER)
-    registry.add(model.model_id, model.files, model.meta)
-    registry.activate(model.model_id)
+    active_policy(home, series, train_until, seed=11)
     # Out of sample after train_until (the model saw the bar closing then): 240 decisions
     # with the policy's opinion.
     result = _equivalent(tmp_path, Settings(home=home), 1680, train_until + 300_000)

@@ -8,21 +8,19 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import torch
 from conftest import shared_csv
+from policy_helpers import active_policy
 
 from backtest.market import poisoned
 from backtest.run import BacktestResult, decided_indices, run_backtest
 from core.candles import CandleWindow
 from core.decision import Abstained
 from core.market_features import SnapshotBatch
-from core.settings import RLSettings, Settings
+from core.settings import Settings
 from core.timeframes import parse_timestamp
 from graph.market_plan import MarketPlan
 from ingestion.candle_file import parse_candle_file
-from rl.env import costs_of
-from rl.registry import MODELS_FOLDER, ActiveModel, ModelRegistry
-from rl.train import TrainingRequest, train_model
+from rl.registry import ActiveModel
 
 NO_MODEL = Abstained(reason="no RL model in this test")
 
@@ -122,23 +120,7 @@ def test_planned_bars_with_an_rl_model_are_the_steps_bars(tmp_path: Path) -> Non
     rl step shows it them."""
     series = _series("XRP_USDT-5m.csv", 1999)
     train_until = parse_timestamp("2021-11-19T00:00:00Z")
-    threads = torch.get_num_threads()
-    model = train_model(
-        TrainingRequest(
-            windows=[series],
-            train_until=train_until,
-            timesteps=512,
-            seed=5,
-            settings=RLSettings(n_steps=128, batch_size=64),
-            costs=costs_of(Settings()),
-        )
-    )
-    torch.set_num_threads(threads)
-    registry = ModelRegistry(tmp_path / MODELS_FOLDER)
-    registry.add(model.model_id, model.files, model.meta)
-    registry.activate(model.model_id)
-    active = registry.load_active()
-    assert isinstance(active, ActiveModel)
+    active = active_policy(tmp_path, series, train_until, seed=5)
     steps, planned = _both_ways(series, Settings(home=tmp_path), rl_model=active)
     _assert_same(steps, planned)
     asked = [bar for bar in planned.bars if bar.as_of > train_until]
