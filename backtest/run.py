@@ -10,13 +10,14 @@ state are the in-memory ones (execution.backtest, backtest.control), and the rec
 in full only for the bars asked for (the rest keep the figures the metrics need).
 
 Most bars are decided without the words: their market-only stages come from the plan
-(graph.market_plan: indicators, arguments, debate, circuit-breaker reading, RL features, a block
-of bars at a time, through the functions the steps call), and the book-dependent ones are
-the steps' own rulings (rl_unusable/policy_opinion, fuse_opinions, rule_triggers, rule_gate,
-send_order) without their record. A bar goes through the steps themselves when its full
-record is kept, when a trigger trips (the pause states the trip's words), and when it is
-not planned; each of those planned bars is checked against its ruling, so the two ways
-cannot drift apart unnoticed.
+(graph.market_plan: indicators, arguments, debate, circuit-breaker reading, RL features, a
+block of bars at a time, through the functions the steps call), and the book-dependent ones
+are the steps' own rulings (rl_unusable and the policy's reading, fuse_opinions,
+rule_triggers, rule_gate, send_order) without their record; a tripped trigger's pause takes
+its words from evaluate_triggers on the bar's window. A bar goes through the steps
+themselves when its full record is kept and when it is not planned (a window short of the
+lookback, an undefined indicator); a kept bar is checked against its rulings, so the two
+ways cannot drift apart unnoticed.
 """
 
 import contextlib
