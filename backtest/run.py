@@ -1,4 +1,4 @@
-"""The historical loop: the decision path's own steps, bar by bar, over one candle series.
+"""The historical loop: the decision path over one candle series, bar by bar.
 
 Each bar is decided as ``DecisionEngine.decide`` decides it — fills due are booked and ended
 cool-downs lifted at the bar's close, then graph.builder.STEPS run in their order (gather,

@@ -30,9 +30,10 @@ def divide_where(numerator: Any, denominator: Any, valid: Any) -> Any:
 
 
 def clip_unit(value: Any) -> Any:
-    """``value`` clipped to [0, 1]."""
+    """``value`` clipped to [0, 1], a NaN or -0.0 to 0.0 — Python's ``min(1.0, max(0.0, x))``
+    in both forms (np.maximum would keep the NaN and the -0.0)."""
     if isinstance(value, np.ndarray):
-        return np.minimum(1.0, np.maximum(0.0, value))
+        return np.where(value > 0.0, np.minimum(value, 1.0), 0.0)
     return min(1.0, max(0.0, value))
 
 
