@@ -1,7 +1,7 @@
 """Chat-model backends: the replay cache of answers, and the model behind each debate turn.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 """
 
 import sqlalchemy as sa
