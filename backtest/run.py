@@ -52,6 +52,7 @@ from safety.triggers import (
     TRIGGER_NAMES,
     CircuitReading,
     TriggerFacts,
+    Trip,
     evaluate_triggers,
     newest_candle_reading,
     rule_triggers,
@@ -310,8 +311,11 @@ class Backtest:
     def note_decided(self, state: DecisionState) -> None:
         """What DecisionEngine does after the graph: tripped triggers pause their scope, and
         the decision becomes the symbol's previous one."""
-        as_of = state["request"].as_of
-        after_steps(self.control, state["triggers"].trips, as_of, self.settings)
+        self._close_bar(state["request"].as_of, state["triggers"].trips)
+
+    def _close_bar(self, as_of: int, trips: tuple[Trip, ...]) -> None:
+        """The bar's tripped triggers pause their scope; the bar becomes the previous decision."""
+        after_steps(self.control, trips, as_of, self.settings)
         self._previous = as_of
 
     def record(self, state: DecisionState) -> Decision:
@@ -364,9 +368,10 @@ class Backtest:
             self.stage_seconds["orders and bar record"] += time.perf_counter() - ruled_at
             return bar, None
         state = self.decide(index)
+        bar = self.bar_record(index, state)
         if ruled is not None:
-            _check_agrees(ruled, state)
-        return self.bar_record(index, state), self.record(state) if keep_record else None
+            _check_agrees(ruled, bar)
+        return bar, self.record(state) if keep_record else None
 
     def rulings(self, index: int) -> Ruled | None:
         """The planned bar's rulings at its close on the book as it stands (fills due
@@ -475,16 +480,15 @@ class Backtest:
             sent = send_order(
                 request, gate.verdict, gate.action, gate.size, failed, close, self.broker
             )
+        trips: tuple[Trip, ...] = ()
         if ruled.trips:
             assert ruled.facts is not None  # trips come from the triggers' facts
-            lookback = self.settings.lookback_bars
-            window = self.series.part(index + 1 - lookback, index + 1)
             settings = self.settings
-            report = evaluate_triggers(
+            window = self.series.part(index + 1 - settings.lookback_bars, index + 1)
+            trips = evaluate_triggers(
                 with_candles(ruled.facts, window), settings.limits, settings.safety
-            )
-            after_steps(self.control, report.trips, as_of, settings)
-        self._previous = as_of
+            ).trips
+        self._close_bar(as_of, trips)
         executed = sent.status == "executed"
         return BarRecord(
             position=index,
@@ -527,10 +531,9 @@ def _failed(gate: GateRuling) -> tuple[str, ...]:
     return tuple(name for name, ok in zip(GATE_CHECKS, gate.passed, strict=True) if not ok)
 
 
-def _check_agrees(ruled: Ruled, state: DecisionState) -> None:
+def _check_agrees(ruled: Ruled, bar: BarRecord) -> None:
     """A bar decided through the steps must be what its rulings said: a disagreement is a
     defect of the backtest, never something to record."""
-    safety, proposal = state["safety"], state["proposal"]
     ruling = (
         ruled.proposal.action,
         ruled.proposal.score,
@@ -541,18 +544,17 @@ def _check_agrees(ruled: Ruled, state: DecisionState) -> None:
         ruled.trips,
     )
     steps = (
-        proposal.action,
-        proposal.score,
-        safety.verdict,
-        safety.action,
-        safety.size,
-        tuple(check.name for check in safety.checks if not check.passed),
-        tuple(trip.name for trip in state["triggers"].trips),
+        bar.proposal_action,
+        bar.score,
+        bar.verdict,
+        bar.action,
+        bar.size,
+        bar.failed_checks,
+        bar.trips,
     )
     if ruling != steps:
         raise RuntimeError(
-            f"backtest rulings {ruling} disagree with the steps' {steps} at "
-            f"{state['request'].as_of}"
+            f"backtest rulings {ruling} disagree with the steps' {steps} at {bar.as_of}"
         )
 
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
-from numpy.typing import NDArray
 
 from agents.chat_backend import ModelAnswer
 from agents.model_agents import JudgeRuling
-from agents.researcher import check_claims
+from agents.researcher import ClaimCheck, check_claims
+from agents.rules import BoolArray, IntArray
 from core.candles import FloatArray
 from core.decision import DebateTurn, DebateVerdict, ModelCall
 from core.evidence import Argument, Evidence, ResearchBrief, Speaker
@@ -32,8 +32,6 @@ from core.settings import MAX_DEBATE_ROUNDS, DebateSettings
 JUDGE_DAMPING = 1.0
 
 TurnKind = Literal["argument", "rebuttal", "context", "verdict", "fallback"]
-BoolArray = NDArray[np.bool_]
-IntArray = NDArray[np.intp]
 NO_SLOT = -1
 
 
@@ -228,7 +226,7 @@ def run_debate(
     _add_context(transcript, brief, calls.get("researcher"))
     arguments = (*bull, *bear)
     checks = check_claims(brief, arguments)
-    debated = debate_rounds(_board_of(arguments, checks_factor(len(arguments), checks)), settings)
+    debated = debate_rounds(_board_of(arguments, _check_factors(len(arguments), checks)), settings)
     for check in checks:
         before, after = (
             arguments[check.position].strength,
@@ -254,7 +252,7 @@ def run_debate(
     return DebateOutcome(turns=tuple(transcript.turns), verdict=verdict)
 
 
-def checks_factor(count: int, checks: Sequence[Any]) -> list[float]:
+def _check_factors(count: int, checks: Sequence[ClaimCheck]) -> list[float]:
     """Each argument's check factor: 1.0 unless the researcher doubted it (at most one
     doubt per argument: each doubt is about another category)."""
     factor = [1.0] * count

@@ -16,10 +16,18 @@ import numpy as np
 from agents.bear import BEAR
 from agents.bull import BULL
 from agents.researcher import confidence_factor, doubt_factors
-from agents.rules import Reading, Side, Values, readings, strongest_first_order
+from agents.rules import (
+    BoolArray,
+    IntArray,
+    Reading,
+    Side,
+    Values,
+    readings,
+    strongest_first_order,
+)
 from core.candles import FloatArray
 from core.settings import DebateSettings
-from graph.debate import Board, BoolArray, IntArray, debate_rounds
+from graph.debate import Board, debate_rounds
 
 
 class DebatedBars(NamedTuple):

@@ -133,7 +133,9 @@ def rl(state: DecisionState, services: DecisionServices) -> DecisionState:
     does not read it a second time.
     """
     model, request, market = services.rl_model, state["request"], state["market"]
-    missing = None if market.snapshot else market.snapshot_error or "indicators unavailable"
+    missing = (
+        None if market.snapshot is not None else market.snapshot_error or "indicators unavailable"
+    )
     lookback = services.settings.lookback_bars
     unusable = rl_unusable(model, request.timeframe, request.as_of, lookback, missing)
     if unusable is not None:
