@@ -242,44 +242,22 @@ def evaluate(inputs: GateInputs, limits: RiskLimits, safety: SafetySettings) -> 
     trigger_passed = tuple([check.passed for check in triggers])
     ruling = rule_gate(gate_figures(inputs), trigger_passed, limits, safety)
     passed = ruling.passed
-    control, fresh, gaps, indicators, confident, position, exposure, order_cap, daily_cap = passed[
-        :_TRIGGERS_START
-    ]
     position_step, exposure_step, order_cap_step, daily_cap_step = ruling.sizing
     data, proposal = inputs.data, inputs.proposal
+    details = (
+        _control_words(inputs, passed[0]),
+        _freshness_words(data, ruling),
+        f"{data.missing_bars} missing candles in the window (limit {limits.max_missing_bars})",
+        _indicators_words(data),
+        _confidence_words(proposal, limits),
+        _position_words(inputs, limits, position_step),
+        _exposure_words(inputs, limits, exposure_step),
+        _order_cap_words(inputs, safety, order_cap_step),
+        _daily_cap_words(inputs, safety, daily_cap_step),
+    )
+    own = zip(GATE_CHECKS[:_TRIGGERS_START], passed[:_TRIGGERS_START], details, strict=True)
     checks = (
-        SafetyCheck(name="control_state", passed=control, detail=_control_words(inputs, control)),
-        SafetyCheck(name="data_freshness", passed=fresh, detail=_freshness_words(data, ruling)),
-        SafetyCheck(
-            name="data_gaps",
-            passed=gaps,
-            detail=f"{data.missing_bars} missing candles in the window "
-            f"(limit {limits.max_missing_bars})",
-        ),
-        SafetyCheck(name="indicators", passed=indicators, detail=_indicators_words(data)),
-        SafetyCheck(
-            name="min_confidence", passed=confident, detail=_confidence_words(proposal, limits)
-        ),
-        SafetyCheck(
-            name="max_position",
-            passed=position,
-            detail=_position_words(inputs, limits, position_step),
-        ),
-        SafetyCheck(
-            name="max_total_exposure",
-            passed=exposure,
-            detail=_exposure_words(inputs, limits, exposure_step),
-        ),
-        SafetyCheck(
-            name="live_order_cap",
-            passed=order_cap,
-            detail=_order_cap_words(inputs, safety, order_cap_step),
-        ),
-        SafetyCheck(
-            name="live_daily_cap",
-            passed=daily_cap,
-            detail=_daily_cap_words(inputs, safety, daily_cap_step),
-        ),
+        *[SafetyCheck(name=name, passed=ok, detail=detail) for name, ok, detail in own],
         *[
             _entry_check(trigger, entry, proposal.action)
             for trigger, entry in zip(triggers, passed[_TRIGGERS_START:], strict=True)
